@@ -1,0 +1,7 @@
+"""`python -m conformance`: the same as the `conformance` command."""
+
+import sys
+
+from conformance._cli import main
+
+sys.exit(main())

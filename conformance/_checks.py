@@ -1,0 +1,83 @@
+"""What check authors use: the `requirement` marker, `CheckFailure`, and small `expect_*` helpers.
+
+Rules: a check is a pytest test marked with the requirement ids it checks; it fails by raising
+`CheckFailure` with expected and actual (any other exception fails it too, with its text); a
+failure may name the one requirement it concerns, so one check can serve several.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance._http import Exchange
+
+
+def requirement(*ids: str, needs: tuple[str, ...] = ()) -> pytest.MarkDecorator:
+    """Mark a check with the requirement ids it checks and any extra ids it needs to have passed."""
+    return pytest.mark.requirement(*ids, needs=tuple(needs))
+
+
+class CheckFailure(AssertionError):
+    """A check saw something other than what a requirement asks for."""
+
+    def __init__(self, message: str, *, expected: Any = "", actual: Any = "",
+                 reproduce: str = "", requirement: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expected = str(expected)
+        self.actual = str(actual)
+        self.reproduce = reproduce
+        self.requirement = requirement
+
+
+class NotRun(pytest.skip.Exception):
+    """A check cannot judge its requirement because something it builds on is missing (for
+    instance no way to create a task was found); the requirement is reported "not run"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(msg=reason, allow_module_level=False)
+
+
+class CheckFailures(AssertionError):
+    """Several requirements failed in one check (fuzzing finds them together)."""
+
+    def __init__(self, failures: list[CheckFailure]) -> None:
+        super().__init__("; ".join(f.message for f in failures))
+        self.failures = failures
+
+
+def expect_status(ex: Exchange, expected: int | set[int], *,
+                  requirement: str | None = None) -> None:
+    """Fail unless the exchange's status is `expected` (or one of them)."""
+    allowed = {expected} if isinstance(expected, int) else expected
+    if ex.status not in allowed:
+        want = " or ".join(str(s) for s in sorted(allowed))
+        raise CheckFailure(f"{ex.request_line} answered {ex.status}, expected {want}",
+                           expected=f"status {want}", actual=ex.summary(),
+                           reproduce=ex.curl(), requirement=requirement)
+
+
+def expect_json_member(ex: Exchange, key: str, *, requirement: str | None = None) -> Any:
+    """Return body[key] when the body is a JSON object with that member, else fail."""
+    try:
+        body = ex.json()
+    except ValueError as exc:
+        raise CheckFailure(f"{ex.request_line}: the body is not JSON ({exc})",
+                           expected=f'a JSON object with "{key}"', actual=ex.summary(),
+                           reproduce=ex.curl(), requirement=requirement) from None
+    if not isinstance(body, dict) or key not in body:
+        raise CheckFailure(f'{ex.request_line}: the body has no "{key}" member',
+                           expected=f'a JSON object with "{key}"', actual=ex.summary(),
+                           reproduce=ex.curl(), requirement=requirement)
+    return body[key]
+
+
+def expect_equal(ex: Exchange, what: str, actual: Any, expected: Any, *,
+                 requirement: str | None = None) -> None:
+    """Fail unless `actual == expected`, naming `what` was compared."""
+    if actual != expected:
+        raise CheckFailure(f"{ex.request_line}: {what} is {actual!r}, expected {expected!r}",
+                           expected=repr(expected), actual=ex.summary(),
+                           reproduce=ex.curl(), requirement=requirement)

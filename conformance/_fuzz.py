@@ -1,0 +1,176 @@
+"""Fuzzing with schemathesis: requests generated from `openapi/SPEC.yaml`, answers judged by its
+checks, findings mapped onto two requirements ("no server errors", "answers match the spec");
+an answer the document links to another operation (POST -> GET) is followed and judged too.
+
+Rules: generation is seeded and bounded in examples and seconds; no shrinking, so a failure is
+the first one found (its curl line reproduces it); requests go through our `Http`, so each has
+the run's deadline; a request that gets no answer counts against "no server errors".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import hypothesis
+import schemathesis
+import yaml
+from hypothesis import HealthCheck, Phase
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.errors import FailureGroup
+
+from conformance._checks import CheckFailure, CheckFailures
+from conformance._http import Exchange, Http
+
+_SPEC_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
+# Headers schemathesis adds for itself; the target sees only what the operation defines.
+_OWN_HEADERS = {
+    "user-agent", "accept-encoding", "accept", "connection", "x-schemathesis-testcaseid",
+}
+
+
+@dataclass
+class FuzzReport:
+    """How much was sent, and the first failure found for each requirement."""
+
+    sent: int = 0
+    seconds: float = 0.0
+    failures: dict[str, CheckFailure] = field(default_factory=dict)
+
+
+def _response(ex: Exchange) -> httpx.Response:
+    headers = [(k, v) for k, v in ex.headers.multi_items() if k.lower() != "content-encoding"]
+    response = httpx.Response(ex.status, headers=headers, content=ex.body,
+                              request=httpx.Request(ex.method, ex.url))
+    response.elapsed = timedelta(seconds=ex.elapsed)
+    return response
+
+
+def _describe(exc: BaseException) -> str:
+    parts = getattr(exc, "exceptions", None) or [exc]
+    texts = []
+    for part in parts:
+        title = getattr(part, "title", "") or type(part).__name__
+        message = (getattr(part, "message", "") or str(part)).strip()
+        texts.append(f"{title}: {message}" if message else title)
+    return "; ".join(texts)
+
+
+def _linked(document: dict[str, Any], method: str, path: str, status: int,
+            body: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(operationId, path parameters) of each link the document gives for this answer."""
+    try:
+        links = document["paths"][path][method.lower()]["responses"][str(status)]["links"]
+    except (KeyError, TypeError):
+        return []
+    out = []
+    for link in links.values():
+        params = {}
+        for name, expr in link.get("parameters", {}).items():
+            if not (isinstance(expr, str) and expr.startswith("$response.body#")):
+                break
+            value: Any = body
+            for part in [p for p in expr.split("#", 1)[1].split("/") if p]:
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None:
+                break
+            params[name] = value
+        else:
+            out.append((link["operationId"], params))
+    return out
+
+
+def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, seed: int,
+         max_examples: int, seconds: float,
+         adjust: Callable[[dict[str, Any]], None] | None = None) -> FuzzReport:
+    """Fuzz every operation of `openapi` and follow its links; failures keyed by requirement.
+
+    `adjust` may change the loaded document first (e.g. so a crawler is only ever given URLs of
+    the fixture web, never a random host).
+    """
+    document = yaml.safe_load(openapi.read_text(encoding="utf-8"))
+    if adjust is not None:
+        adjust(document)
+    schema = schemathesis.openapi.from_dict(document)
+    report = FuzzReport()
+    started = time.monotonic()
+    deadline = started + seconds
+
+    def judge(case: schemathesis.Case, ex: Exchange) -> None:
+        for rid, checks in ((no_server_error, [not_a_server_error]), (matches_spec, _SPEC_CHECKS)):
+            if rid in report.failures:
+                continue
+            try:
+                case.validate_response(_response(ex), checks=checks)
+            except (AssertionError, FailureGroup) as exc:  # schemathesis's failures; a bug of
+                # ours raises anything else and so stops the run as an error, not a verdict
+                report.failures[rid] = CheckFailure(
+                    f"fuzzing: {ex.request_line}: {_describe(exc)}",
+                    expected="an answer as openapi/" + openapi.name + " documents it"
+                    if rid == matches_spec else "a status below 500",
+                    actual=ex.summary(), reproduce=ex.curl(), requirement=rid)
+
+    def send(case: schemathesis.Case, depth: int = 0) -> None:
+        if time.monotonic() > deadline or len(report.failures) == 2:
+            return
+        kw = case.as_transport_kwargs(base_url=http.base_url)
+        headers = {k: str(v) for k, v in (kw.get("headers") or {}).items()
+                   if k.lower() not in _OWN_HEADERS}
+        built = httpx.Request(kw["method"], kw["url"], params=kw.get("params"),
+                              json=kw.get("json"), content=kw.get("data"), headers=headers)
+        content = built.read() or None
+        report.sent += 1
+        try:
+            ex = http.request(built.method, str(built.url), headers=headers, content=content)
+        except CheckFailure as exc:
+            report.failures.setdefault(no_server_error, CheckFailure(
+                f"fuzzing: {exc.message}", expected="an answer", actual=exc.actual,
+                reproduce=exc.reproduce, requirement=no_server_error))
+            return
+        judge(case, ex)
+        if depth:
+            return
+        try:
+            body = ex.json()
+        except ValueError:
+            return
+        for operation_id, params in _linked(document, case.method, case.operation.path,
+                                            ex.status, body):
+            linked = schema.find_operation_by_id(operation_id)
+            send(linked.Case(path_parameters=params), depth + 1)
+
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @hypothesis.settings(max_examples=max_examples, deadline=None, database=None,
+                             phases=[Phase.explicit, Phase.generate], print_blob=False,
+                             suppress_health_check=list(HealthCheck))
+        @hypothesis.seed(seed)
+        @hypothesis.given(operation.as_strategy())
+        def run(case: schemathesis.Case) -> None:
+            send(case)
+
+        run()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def fuzz_check(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, seed: int,
+               max_examples: int, seconds: float,
+               adjust: Callable[[dict[str, Any]], None] | None = None) -> FuzzReport:
+    """Fuzz, then raise CheckFailures naming the failed requirements; return the report if none."""
+    report = fuzz(http, openapi, no_server_error=no_server_error, matches_spec=matches_spec,
+                  seed=seed, max_examples=max_examples, seconds=seconds, adjust=adjust)
+    if report.failures:
+        raise CheckFailures(list(report.failures.values()))
+    return report

@@ -1,0 +1,144 @@
+"""One run of one spec's checks against one target, in-process through pytest, to a `RunResult`.
+
+Rules: pytest sees only our plugin and our ini (no user config, no auto-loaded plugins, no
+cache); the target is set up before and torn down after, whatever happens; a broken suite is an
+error of the run (exit 3), never a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from conformance._plugin import CollectionProblem, ConformancePlugin, RunOptions
+from conformance._result import RunResult
+from conformance._spec import Spec
+from conformance._target import (
+    ProgramTarget,
+    ServerTarget,
+    TargetError,
+    program_target,
+    server_target,
+)
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+
+
+def suite_file(spec: Spec) -> Path:
+    """The pytest module holding a spec's checks."""
+    return SUITES_DIR / f"{spec.name.replace('-', '_')}.py"
+
+
+def reference_command(spec: Spec) -> str:
+    """The reference's real start command, as one shell-quoted line with `{port}` left in."""
+    import reference
+
+    where = str(Path(reference.__file__).resolve().parent)
+    words = [w.replace("{python}", sys.executable).replace("{reference}", where)
+             for w in spec.reference_command]
+    return shlex.join(words)
+
+
+@contextlib.contextmanager
+def _isolated_pytest_env() -> Iterator[None]:
+    """No user pytest options or plugins, and hypothesis's cache in a temporary folder, so a
+    run leaves nothing in the folder it was started from."""
+    saved = {k: os.environ.get(k) for k in ("PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    scratch = tempfile.TemporaryDirectory(prefix="conformance-hypothesis-")
+    set_hypothesis_home_dir(scratch.name)
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(None)
+        scratch.cleanup()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _pytest(suite: Path, plugin: ConformancePlugin) -> tuple[int, str]:
+    args = [
+        str(suite), "-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
+        "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:warnings", "-s",
+    ]
+    buffer = io.StringIO()
+    with _isolated_pytest_env(), contextlib.redirect_stdout(buffer), \
+            contextlib.redirect_stderr(buffer):
+        try:
+            code = int(pytest.main(args, plugins=[plugin]))
+        except CollectionProblem as exc:
+            return 3, str(exc)
+    if plugin.interrupted:
+        raise KeyboardInterrupt
+    return code, buffer.getvalue()
+
+
+def rerun_command(spec: Spec, base_url: str | None, command: str | None, strict: bool) -> str:
+    """The `conformance run` line that repeats this run."""
+    words = ["conformance", "run", spec.name]
+    if base_url:
+        words += ["--base-url", base_url]
+    if command:
+        words += ["--command", command]
+    if strict:
+        words.append("--strict")
+    return shlex.join(words)
+
+
+def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = None,
+             options: RunOptions | None = None, only: set[str] | None = None,
+             startup_timeout: float = 15.0,
+             on_progress: Callable[[int, int, str], None] | None = None) -> RunResult:
+    """Check `spec` against the server at `base_url`, or started by `command`, or our reference.
+
+    Raises TargetError when the target cannot be set up as asked (a usage problem).
+    """
+    options = options or RunOptions()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    embedded = base_url is None and command is None
+    start = reference_command(spec) if embedded else command
+    with contextlib.ExitStack() as stack:
+        target: ServerTarget | ProgramTarget
+        if spec.kind == "program":
+            if base_url is not None:
+                raise TargetError(f"{spec.name} checks a program: give --command, not --base-url")
+            assert start is not None
+            target = program_target(start, default_url=spec.default_url,
+                                    server_port=options.server_port)
+        else:
+            target = stack.enter_context(server_target(
+                base_url, start, default_url=spec.default_url, startup_timeout=startup_timeout))
+        plugin = ConformancePlugin(spec, target, options, only=only, on_progress=on_progress)
+        code, output = _pytest(suite_file(spec), plugin)
+        label = f"our reference ({target.label})" if embedded else target.label
+    error = ""
+    results = plugin.results()
+    if plugin.errors:
+        error = "a check of the suite broke, so its requirements were not judged (please " \
+                "report this): " + "; ".join(plugin.errors)
+    elif code not in (0, 1):
+        error = f"the suite could not run (pytest exit {code}): {output.strip()[-3000:]}"
+        for r in results:
+            r.verdict, r.reason, r.failures = "not_run", "the suite itself could not run", []
+    return RunResult(
+        spec=spec, target=label, strict=options.strict, seed=options.seed,
+        started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
+        results=results, error=error,
+        rerun=rerun_command(spec, base_url, command, options.strict),
+    )

@@ -1,0 +1,166 @@
+"""Behaviour specs: loading `openapi/SPEC.requirements.yaml` into typed, validated objects.
+
+Rules: a spec file is data checked against `schemas/behaviour.schema.json`; ids are unique;
+every `needs` names a requirement of the same spec and the needs form no cycle. A file that
+breaks a rule raises `SpecError`, never loads half.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+
+Level = Literal["MUST", "SHOULD", "MAY"]
+LEVELS: tuple[Level, ...] = ("MUST", "SHOULD", "MAY")
+_SUFFIX = ".requirements.yaml"
+
+
+class SpecError(Exception):
+    """A behaviour spec is missing, unknown or invalid."""
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One numbered requirement: what is checked, how strongly, and where the text says so."""
+
+    id: str
+    level: Level
+    statement: str
+    source: str
+    original: str = ""
+    rationale: str = ""
+    needs: tuple[str, ...] = ()
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One assignment's behaviour spec."""
+
+    name: str
+    title: str
+    kind: str
+    seed: str
+    section: str
+    requirements: tuple[Requirement, ...]
+    reference_command: tuple[str, ...]
+    reference_url: str = ""
+    default_url: str = ""
+    openapi: Path | None = None
+    by_id: dict[str, Requirement] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_id.update({r.id: r for r in self.requirements})
+
+    def closure(self, ids: set[str]) -> set[str]:
+        """The given ids with everything they need, transitively."""
+        todo, seen = list(ids), set()
+        while todo:
+            rid = todo.pop()
+            if rid not in seen:
+                seen.add(rid)
+                todo.extend(self.by_id[rid].needs)
+        return seen
+
+
+def openapi_dir() -> Path:
+    """Where the spec files are: the repository's `openapi/`, or the copy inside the wheel."""
+    packaged = Path(str(resources.files("conformance"))) / "_openapi"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "openapi"
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("conformance").joinpath("schemas/behaviour.schema.json").read_text()
+    return json.loads(text)
+
+
+def spec_names() -> list[str]:
+    """Every spec that has a behaviour spec file, sorted."""
+    return sorted(p.name[: -len(_SUFFIX)] for p in openapi_dir().glob(f"*{_SUFFIX}"))
+
+
+def _check_needs(name: str, reqs: list[Requirement]) -> None:
+    ids = [r.id for r in reqs]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise SpecError(f"{name}: duplicate requirement ids {dupes}")
+    known = set(ids)
+    graph = {r.id: r.needs for r in reqs}
+    for r in reqs:
+        unknown = [n for n in r.needs if n not in known]
+        if unknown:
+            raise SpecError(f"{name}: {r.id} needs unknown ids {unknown}")
+    levels = {r.id: r.level for r in reqs}
+    for r in reqs:
+        # A MUST left unchecked because a SHOULD failed would let a run pass unverified.
+        weaker = [n for n in r.needs if r.level == "MUST" and levels[n] != "MUST"]
+        if weaker:
+            raise SpecError(f"{name}: MUST {r.id} needs {weaker}, which are not MUST")
+    state: dict[str, int] = {}
+
+    def visit(rid: str, path: tuple[str, ...]) -> None:
+        if state.get(rid) == 2:
+            return
+        if state.get(rid) == 1:
+            raise SpecError(f"{name}: needs form a cycle: {' -> '.join((*path, rid))}")
+        state[rid] = 1
+        for n in graph[rid]:
+            visit(n, (*path, rid))
+        state[rid] = 2
+
+    for rid in graph:
+        visit(rid, ())
+
+
+def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
+    """Validate loaded YAML data and build a `Spec` (its openapi file relative to `base`)."""
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(data), key=str)
+    if errors:
+        first = errors[0]
+        loc = "/".join(str(p) for p in first.absolute_path) or "(top)"
+        raise SpecError(f"{where}: {loc}: {first.message}")
+    reqs = [
+        Requirement(
+            id=r["id"], level=r["level"], statement=r["statement"], source=r["source"],
+            original=r.get("original", ""), rationale=r.get("rationale", ""),
+            needs=tuple(r.get("needs", ())), weight=float(r.get("weight", 1.0)),
+        )
+        for r in data["requirements"]
+    ]
+    _check_needs(data["spec"], reqs)
+    openapi = base / data["openapi"] if "openapi" in data else None
+    if openapi is not None and not openapi.is_file():
+        raise SpecError(f"{where}: openapi file {openapi.name} does not exist")
+    return Spec(
+        name=data["spec"], title=data["title"], kind=data["kind"],
+        seed=data["assignment"]["seed"], section=data["assignment"]["section"],
+        requirements=tuple(reqs), reference_command=tuple(data["reference"]["command"]),
+        reference_url=data["reference"].get("url", ""), default_url=data.get("default_url", ""),
+        openapi=openapi,
+    )
+
+
+@cache
+def load_spec(name: str) -> Spec:
+    """Load and validate the behaviour spec called `name`."""
+    path = openapi_dir() / f"{name}{_SUFFIX}"
+    if not path.is_file():
+        raise SpecError(f"unknown spec {name!r}; known specs: {', '.join(spec_names()) or 'none'}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path.name}: not valid YAML: {exc}") from exc
+    spec = parse_spec(data, base=path.parent, where=path.name)
+    if spec.name != name:
+        raise SpecError(f"{path.name}: says spec {spec.name!r}, expected {name!r}")
+    return spec

@@ -1,0 +1,282 @@
+"""Targets: the server under test, by URL or started from a command, and its process's lifetime.
+
+Rules: a command is split like a shell would (no shell runs it); `{port}` in it becomes a free
+loopback port, or the base URL's port when one is given; a started server gets a process group of
+its own and is stopped with SIGINT (its Ctrl+C), then SIGTERM, then SIGKILL; its output goes to a
+file so a full pipe never blocks it, and its last lines explain a failure to answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class TargetError(Exception):
+    """The target cannot be set up as asked (a usage problem, not a verdict)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when a TCP connection to host:port is accepted."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def split_command(command: str) -> list[str]:
+    """Split a command line into words; TargetError when it cannot be parsed or is empty."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise TargetError(f"cannot parse --command {command!r}: {exc}") from None
+    if not words:
+        raise TargetError("--command is empty")
+    return words
+
+
+def host_port(url: str) -> tuple[str, int]:
+    """The host and port a base URL points at (80/443 when it names none)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TargetError(f"not an http(s) URL: {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise TargetError(f"bad port in URL: {url!r}") from None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass
+class Process:
+    """A started command, its output file and how it ended."""
+
+    argv: list[str]
+    popen: subprocess.Popen[bytes]
+    log: Path
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        """Start `argv` in its own process group with output to a temporary file."""
+        fd, name = tempfile.mkstemp(prefix="conformance-target-", suffix=".log")
+        try:
+            popen = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
+                start_new_session=True, env=env,
+            )
+        except OSError as exc:
+            os.close(fd)
+            os.unlink(name)
+            raise TargetError(f"cannot start {shlex.join(argv)}: {exc.strerror or exc}") from None
+        os.close(fd)
+        return cls(argv, popen, Path(name))
+
+    def output_tail(self, limit: int = 1500) -> str:
+        """The end of what the process printed."""
+        try:
+            data = self.log.read_bytes()
+        except OSError:
+            return ""
+        text = data[-limit:].decode("utf-8", "replace").strip()
+        return ("..." + text) if len(data) > limit else text
+
+    def exited(self) -> int | None:
+        """The exit status once the process has ended, else None."""
+        return self.popen.poll()
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Ctrl+C, then SIGTERM, then SIGKILL, each after a grace period; remove the log."""
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            if self.popen.poll() is not None:
+                break
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.popen.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                continue
+        self.log.unlink(missing_ok=True)
+
+
+@dataclass
+class ServerTarget:
+    """The server under test: where to reach it, and the process when the suite started it."""
+
+    base_url: str
+    label: str
+    process: Process | None = None
+    startup_problem: str = ""
+
+    def explain(self) -> str:
+        """Why the server may not answer, as far as its process tells; '' when nothing is known."""
+        parts = [self.startup_problem] if self.startup_problem else []
+        if self.process is not None:
+            code = self.process.exited()
+            if code is not None:
+                parts.append(f"the server command exited with status {code}")
+            tail = self.process.output_tail()
+            if code is not None and tail:
+                parts.append(f"its output ends: {tail}")
+        return "; ".join(parts)
+
+
+def wait_until_listening(host: str, port: int, timeout: float,
+                         ended: Callable[[], bool] = lambda: False) -> bool:
+    """Poll until host:port accepts connections (True), or `ended()` or the timeout (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not ended():
+        if is_listening(host, port, timeout=0.3):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _startup_problem(host: str, port: int, proc: Process, timeout: float) -> str:
+    if wait_until_listening(host, port, timeout, lambda: proc.exited() is not None):
+        return ""
+    if proc.exited() is not None:
+        return "the server command ended before it listened"
+    return f"nothing listened on {host}:{port} within {timeout:g} s of starting the command"
+
+
+@contextmanager
+def server_target(base_url: str | None, command: str | None, *, default_url: str,
+                  startup_timeout: float = 15.0,
+                  env: dict[str, str] | None = None) -> Iterator[ServerTarget]:
+    """Yield the server to check: at `base_url`, started from `command` first when given."""
+    if command is None:
+        url = base_url or default_url
+        host_port(url)
+        yield ServerTarget(base_url=url, label=url)
+        return
+    argv = split_command(command)
+    if base_url is not None:
+        url = base_url
+        host, port = host_port(url)
+    elif any("{port}" in w for w in argv):
+        host, port = "127.0.0.1", free_port()
+        url = f"http://{host}:{port}/"
+    else:
+        url = default_url
+        host, port = host_port(url)
+    argv = [w.replace("{port}", str(port)) for w in argv]
+    if is_listening(host, port):
+        raise TargetError(
+            f"something already listens on {host}:{port}, so the suite could not tell it from "
+            f"the server it starts; stop it, or put {{port}} in --command to use a free port"
+        )
+    proc = Process.start(argv, env=env)
+    try:
+        problem = _startup_problem(host, port, proc, startup_timeout)
+        yield ServerTarget(base_url=url, label=f"{shlex.join(argv)} at {url}", process=proc,
+                           startup_problem=problem)
+    finally:
+        proc.stop()
+
+
+@dataclass
+class Completed:
+    """How one run of a program ended: exit status (None when it was stopped), output, time."""
+
+    argv: list[str]
+    code: int | None
+    stdout: str
+    stderr: str
+    elapsed: float
+    timed_out: bool
+
+    @property
+    def command(self) -> str:
+        """The command line, quoted for a shell."""
+        return shlex.join(self.argv)
+
+
+@dataclass
+class ProgramTarget:
+    """The program under test: its command's words, and the local port it expects a server on."""
+
+    argv: list[str]
+    port: int
+    label: str
+
+    @property
+    def server_url(self) -> str:
+        """Where the program expects its server (the suite's fake one listens there)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self, *args: str) -> list[str]:
+        """The full argv for one run with `args` appended, `{port}` filled in."""
+        return [w.replace("{port}", str(self.port)) for w in self.argv] + list(args)
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Process:
+        """Start one run in the background (for checks that interrupt it)."""
+        return Process.start(self.command(*args), env=env)
+
+    def run(self, *args: str, timeout: float, stdin: str = "",
+            env: dict[str, str] | None = None) -> Completed:
+        """Run the program to its end, or stop it (Ctrl+C, then harder) after `timeout` seconds."""
+        argv = self.command(*args)
+        t0 = time.monotonic()
+        try:
+            popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True, env=env)
+        except OSError as exc:
+            return Completed(argv, 127, "", f"cannot start: {exc.strerror or exc}", 0.0, False)
+        timed_out = False
+        try:
+            out, err = popen.communicate(stdin.encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            for sig in (signal.SIGINT, signal.SIGKILL):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(popen.pid, sig)
+                try:
+                    out, err = popen.communicate(timeout=3)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            else:  # pragma: no cover - SIGKILL always ends it
+                out, err = b"", b""
+        return Completed(argv, None if timed_out else popen.returncode,
+                         out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                         time.monotonic() - t0, timed_out)
+
+
+def program_target(command: str, *, default_url: str, server_port: int | None) -> ProgramTarget:
+    """The program to check; `{port}` in its command gets a free port unless one is given."""
+    argv = split_command(command)
+    if server_port is not None:
+        port = server_port
+    elif any("{port}" in w for w in argv):
+        port = free_port()
+    else:
+        port = host_port(default_url)[1]
+    if is_listening("127.0.0.1", port):
+        raise TargetError(
+            f"something already listens on 127.0.0.1:{port}, where the suite puts the server "
+            f"the program talks to; stop it, or pass --server-port, or put {{port}} in --command"
+        )
+    filled = [w.replace("{port}", str(port)) for w in argv]
+    return ProgramTarget(argv=argv, port=port, label=shlex.join(filled))

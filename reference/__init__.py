@@ -1,0 +1,1 @@
+"""Reference implementations: the model answers, one module per assignment, each a script."""

@@ -1,0 +1,87 @@
+"""A target that is down, hangs, resets, answers garbage or never stops talking fails CRED-01 with
+a reason, everything after it is "not run" with that cause, and the suite finishes by itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance._target import free_port
+from fixtures.credentials import HANGS_ON_UNKNOWN
+from tests.conftest import PY, fixture_command
+
+MUSTS_AFTER_REACH = ["CRED-02", "CRED-03", "CRED-04", "CRED-05", "CRED-06", "CRED-07", "CRED-08"]
+
+
+def assert_unreachable(run, reason: str) -> None:
+    assert run.code == 1, run.stdout + run.stderr
+    entry = run.requirement("CRED-01")
+    assert entry["verdict"] == "fail", entry
+    assert reason in entry["reason"], entry["reason"]
+    assert entry["failures"][0]["reproduce"].startswith("curl ")
+    for rid in MUSTS_AFTER_REACH:
+        assert run.requirement(rid)["verdict"] == "not_run", rid
+        assert "needs CRED-01" in run.requirement(rid)["reason"] or "needs CRED-0" in \
+            run.requirement(rid)["reason"]
+    assert run.failed() == {"CRED-01"}
+
+
+def test_nothing_listening_fails_with_connection_refused(run_conformance) -> None:
+    run = run_conformance("run", "credentials", "--base-url", f"http://127.0.0.1:{free_port()}/")
+    assert_unreachable(run, "connection refused")
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("hang", "no complete answer within 1 s"),
+    ("close", "closed the connection without answering"),
+    ("reset", "reset"),
+    ("garbage", "not a valid HTTP answer"),
+    ("trickle", "no complete answer within 1 s"),
+    ("endless", "the body goes on past"),
+])
+def test_misbehaving_server_fails_reachability_with_reason(run_conformance, kind: str,
+                                                            reason: str) -> None:
+    run = run_conformance("run", "credentials", "--timeout", "1", "--command",
+                          fixture_command("fixtures.misbehaving", kind), timeout=90)
+    assert_unreachable(run, reason)
+
+
+def test_command_that_exits_is_explained(run_conformance) -> None:
+    port = free_port()
+    command = f"{PY} -c \"import sys; print('boom: no such module'); sys.exit(3)\""
+    run = run_conformance("run", "credentials", "--base-url", f"http://127.0.0.1:{port}/",
+                          "--command", command)
+    assert_unreachable(run, "exited with status 3")
+    assert "boom: no such module" in run.requirement("CRED-01")["reason"]
+
+
+def test_command_that_never_listens_is_explained(run_conformance) -> None:
+    port = free_port()
+    run = run_conformance("run", "credentials", "--base-url", f"http://127.0.0.1:{port}/",
+                          "--startup-timeout", "1", "--command",
+                          f'{PY} -c "import time; time.sleep(60)"')
+    assert_unreachable(run, "nothing listened")
+
+
+def test_partial_hang_costs_timeouts_not_a_hung_suite(run_conformance) -> None:
+    run = run_conformance("run", "credentials", "--timeout", "1", "--fuzz-seconds", "3",
+                          "--command", fixture_command("fixtures.credentials",
+                                                       HANGS_ON_UNKNOWN.name), timeout=120)
+    assert run.code == 1
+    assert run.failed() == set(HANGS_ON_UNKNOWN.fails), run.stdout
+    assert run.requirement("CRED-01")["verdict"] == "pass"
+    assert run.requirement("CRED-11")["verdict"] == "pass"
+    assert "within 1 s" in run.requirement("CRED-07")["reason"]
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("hang", "no complete answer within 1 s"),
+    ("garbage", "not a valid HTTP answer"),
+])
+def test_crawler_suite_fails_a_misbehaving_server_once(run_conformance, kind: str,
+                                                       reason: str) -> None:
+    run = run_conformance("run", "crawler", "--timeout", "1", "--command",
+                          fixture_command("fixtures.misbehaving", kind), timeout=90)
+    assert run.code == 1
+    assert run.failed() == {"CRAWL-01"}, run.stdout
+    assert reason in run.requirement("CRAWL-01")["reason"]
+    assert {v for rid, v in run.verdicts().items() if rid != "CRAWL-01"} == {"not_run"}
