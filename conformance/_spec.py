@@ -54,6 +54,7 @@ class Spec:
     reference_url: str = ""
     default_url: str = ""
     openapi: Path | None = None
+    given: str = ""
     by_id: dict[str, Requirement] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,7 +147,7 @@ def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
         seed=data["assignment"]["seed"], section=data["assignment"]["section"],
         requirements=tuple(reqs), reference_command=tuple(data["reference"]["command"]),
         reference_url=data["reference"].get("url", ""), default_url=data.get("default_url", ""),
-        openapi=openapi,
+        openapi=openapi, given=data.get("given", ""),
     )
 
 

@@ -265,8 +265,12 @@ class ProgramTarget:
 
 
 def program_target(command: str, *, default_url: str, server_port: int | None) -> ProgramTarget:
-    """The program to check; `{port}` in its command gets a free port unless one is given."""
+    """The program to check; `{port}` in its command gets a free port unless one is given.
+
+    A spec with no `default_url` checks a program that talks to no server: its port is 0."""
     argv = split_command(command)
+    if not default_url and server_port is None:
+        return ProgramTarget(argv=argv, port=0, label=shlex.join(argv))
     if server_port is not None:
         port = server_port
     elif any("{port}" in w for w in argv):

@@ -1,0 +1,177 @@
+"""The rules of `fight` (conformance/_fight.py) on small outputs, and the harness that imports a
+script with its moves scripted (conformance/_fight_harness.py). Cases are data: a description,
+what was printed, and which judge must object."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import _fight, load_spec
+from conformance._fight_harness import SCRIPT, script_of
+
+HARNESS = Path(_fight.__file__).with_name("_fight_harness.py")
+GOOD = """\
+Agent: Action.HIGHKICK, Neo: Action.HIGHBLOCK, Agent Health: 5
+Agent: Action.HIGHBLOCK, Neo: Action.LOWKICK, Agent Health: 4
+Agent: Action.LOWBLOCK, Neo: Action.HIGHKICK, Agent Health: 3
+Agent: Action.LOWBLOCK, Neo: Action.HIGHKICK, Agent Health: 2
+Agent: Action.LOWKICK, Neo: Action.LOWBLOCK, Agent Health: 2
+Agent: Action.HIGHBLOCK, Neo: Action.LOWKICK, Agent Health: 1
+Agent: Action.HIGHBLOCK, Neo: Action.LOWKICK, Agent Health: 0
+Neo wins!
+"""
+JUDGES = {
+    "format": lambda p: _fight.judge_format(p),
+    "answers": lambda p: _fight.judge_answers(p.turns),
+    "health": lambda p: _fight.judge_health(p.turns),
+    "stop": lambda p: _fight.judge_stop(p.turns),
+    "win": _fight.judge_win,
+    "extra": _fight.judge_extra,
+}
+
+
+def edited(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new, 1)
+
+
+CASES = [
+    ("a correct fight passes every judge", GOOD, None),
+    ("trailing spaces are forgiven", GOOD.replace("\n", "  \n"), None),
+    ("a lower-case label is not the format", edited("Agent Health: 5", "agent health: 5"),
+     "format"),
+    ("an unknown action name is not the format", edited("HIGHKICK, Neo", "KICK, Neo"), "format"),
+    ("no turn line at all is not the format", "Neo wins!\n", "format"),
+    ("a wrong answer is caught", edited("Neo: Action.HIGHBLOCK", "Neo: Action.LOWBLOCK"),
+     "answers"),
+    ("health lost on a kick is caught", edited("Agent Health: 5", "Agent Health: 4"), "health"),
+    ("a fight that stops at 1 is caught",
+     GOOD.replace("Agent: Action.HIGHBLOCK, Neo: Action.LOWKICK, Agent Health: 0\n", ""), "stop"),
+    ("a fight that goes on after 0 is caught",
+     edited("Neo wins!", "Agent: Action.LOWKICK, Neo: Action.LOWBLOCK, Agent Health: 0\n"
+                         "Neo wins!"), "stop"),
+    ("a missing Neo wins! is caught", edited("Neo wins!\n", ""), "win"),
+    ("Neo wins! twice is caught", edited("Neo wins!\n", "Neo wins!\nNeo wins!\n"), "win"),
+    ("Neo wins! before the end is caught", "Neo wins!\n" + GOOD.replace("Neo wins!\n", ""),
+     "win"),
+    ("a banner is extra output", "Fight!\n" + GOOD, "extra"),
+    ("a blank line is extra output", GOOD + "\n", "extra"),
+]
+
+
+@pytest.mark.parametrize(("text", "objector"), [(t, o) for _, t, o in CASES],
+                         ids=[d for d, _, _ in CASES])
+def test_judges(text: str, objector: str | None) -> None:
+    printed = _fight.parse(text)
+    for name, judge in JUDGES.items():
+        problem = judge(printed) if printed.turns or name == "format" else None
+        if name == objector:
+            assert problem is not None, name
+            assert problem.expected and problem.actual
+        elif objector is None or list(JUDGES).index(name) < list(JUDGES).index(objector):
+            assert problem is None, (name, problem)
+
+
+def test_draws_allow_one_last_unprinted_action_only() -> None:
+    turns = _fight.parse(GOOD).turns
+    drawn = [t.action for t in turns]
+    assert _fight.judge_draws(turns, drawn) is None
+    assert _fight.judge_draws(turns, [*drawn, "LOWKICK"]) is None
+    assert "went unprinted" in _fight.judge_draws(turns, [*drawn, "LOWKICK", "LOWKICK"]).message
+    assert "yielded only" in _fight.judge_draws(turns, drawn[:-1]).message
+    assert "yielded HIGHBLOCK" in _fight.judge_draws(turns, ["HIGHBLOCK", *drawn[1:]]).message
+
+
+def test_many_needs_the_same_number_twice() -> None:
+    printed = _fight.parse("Agent 1: Action.HIGHKICK, Neo: Action.HIGHBLOCK, Agent 2 Health: 5\n",
+                           many=True)
+    assert printed.malformed and not printed.turns
+
+
+def test_interleaving() -> None:
+    line = "Agent {k}: Action.HIGHKICK, Neo: Action.HIGHBLOCK, Agent {k} Health: 5\n"
+    whole = _fight.parse("".join(line.format(k=k) for k in (1, 1, 2, 2)), many=True)
+    mixed = _fight.parse("".join(line.format(k=k) for k in (1, 2, 1, 2)), many=True)
+    assert _fight.judge_interleaving(whole) is not None
+    assert _fight.judge_interleaving(mixed) is None
+
+
+GIVEN = load_spec("fight").given
+
+
+@pytest.mark.parametrize(("description", "source", "fragment"), [
+    ("the given code as is", GIVEN, None),
+    ("reformatted, with comments", GIVEN.replace("class Agent:\n", "class Agent:  # the foe\n")
+     .replace("HIGHKICK = auto()", "HIGHKICK  =  auto()"), None),
+    ("merged imports", GIVEN.replace("from random import choice", "from random import choice, "
+                                     "randint"), None),
+    ("a changed default health", GIVEN.replace("health=5", "health=3"), "differs"),
+    ("a docstring added to Agent", GIVEN.replace("class Agent:\n", 'class Agent:\n    """A."""\n'),
+     "differs"),
+    ("Agent redefined later", GIVEN + "\nclass Agent:\n    pass\n", "more than once"),
+    ("choice imported from secrets", GIVEN.replace("from random import choice",
+                                                   "from secrets import choice"), "missing"),
+    ("choice rebound", GIVEN + "\nchoice = max\n", "assigned again"),
+    ("no Action at all", GIVEN.replace("class Action(Enum)", "class Act(Enum)"), "not defined"),
+    ("not Python", "def (:\n", "not valid Python"),
+])
+def test_given_code(description: str, source: str, fragment: str | None) -> None:
+    problem = _fight.judge_given(source, _fight.given(GIVEN))
+    if fragment is None:
+        assert problem is None, problem
+    else:
+        assert problem is not None and fragment in problem.message, problem
+
+
+def harness(tmp_path: Path, source: str, *args: str) -> dict:
+    script = tmp_path / "fight.py"
+    script.write_text(source)
+    report = tmp_path / "report.json"
+    subprocess.run([sys.executable, str(HARNESS), str(script), *args, "--report", str(report)],
+                   timeout=60, check=True, capture_output=True)
+    return json.loads(report.read_text())
+
+
+def test_harness_gives_each_agent_its_own_script(tmp_path: Path) -> None:
+    source = GIVEN + """
+async def fightmany(n):
+    agents = [Agent().__aiter__() for _ in range(n)]
+    for _ in range(3):
+        for agent in agents:
+            await agent.__anext__()
+"""
+    report = harness(tmp_path, source, "fightmany", "--n", "2")
+    draws = report["phases"]["fightmany"]["draws"]
+    assert [a for a, _ in draws] == [0, 1, 0, 1, 0, 1]
+    assert [n for a, n in draws if a == 1] == script_of(1)[:3] != SCRIPT[:3]
+    assert report["fightmany"]["coroutine_function"] is True
+    assert report["fight"]["exists"] is False
+
+
+def test_harness_cuts_a_fight_that_never_ends(tmp_path: Path) -> None:
+    source = GIVEN + """
+async def fight():
+    async for action in Agent():
+        print(action)
+"""
+    report = harness(tmp_path, source, "fight")
+    assert "without ending" in report["phases"]["fight"]["cut"]
+
+
+def test_harness_cuts_a_hang_at_its_deadline(tmp_path: Path) -> None:
+    report = harness(tmp_path, "import time\ntime.sleep(600)\n", "fight", "--deadline", "1")
+    assert "did not end within 1 s" in report["phases"]["import"]["cut"]
+    assert "imported" not in report
+
+
+def test_harness_reports_an_import_error_and_sys_exit(tmp_path: Path) -> None:
+    report = harness(tmp_path, "raise RuntimeError('boom')\n", "fight")
+    assert "RuntimeError: boom" in report["phases"]["import"]["error"]
+    assert report["imported"] is False
+    report = harness(tmp_path, GIVEN + "\nasync def fight():\n    raise SystemExit(0)\n", "fight")
+    assert report["phases"]["fight"]["error"] == ""
