@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fixture-host", default="127.0.0.1", metavar="HOST",
                      help="the address of this machine put into the URLs a crawler fetches, "
                           "for a server under test that runs elsewhere (%(default)s)")
+    run.add_argument("--cache-timeout", type=_positive(float), metavar="S",
+                     help="for a caching crawler: the seconds its cache keeps a code, so the "
+                          "suite can check that an entry expires (unset: not checked)")
+    run.add_argument("--redis-url", metavar="URL",
+                     help="for a caching crawler: its Redis, where the suite looks for the "
+                          "domain counters (read only)")
     run.add_argument("--startup-timeout", type=_positive(float), default=15.0, metavar="S",
                      help="seconds a started server has to listen (%(default)s)")
     return parser
@@ -153,7 +159,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     specs = _check_args(args)
     options = RunOptions(timeout=args.timeout, seed=args.seed, fuzz_examples=args.fuzz_examples,
                          fuzz_seconds=args.fuzz_seconds, strict=args.strict,
-                         server_port=args.server_port, fixture_host=args.fixture_host)
+                         server_port=args.server_port, fixture_host=args.fixture_host,
+                         cache_timeout=args.cache_timeout, redis_url=args.redis_url)
     results: list[RunResult] = []
     with _progress(Console(stderr=True)) as progress:
         for spec in specs:

@@ -32,6 +32,8 @@ class RunOptions:
     strict: bool = False
     server_port: int | None = None
     fixture_host: str = "127.0.0.1"
+    cache_timeout: float | None = None
+    redis_url: str | None = None
 
 
 @dataclass

@@ -8,6 +8,7 @@ error of the run (exit 3), never a pass.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import shlex
@@ -113,6 +114,9 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
     t0 = time.monotonic()
     embedded = base_url is None and command is None
     start = reference_command(spec) if embedded else command
+    if embedded and spec.reference_options:
+        # How the reference's command starts it (e.g. its cache timeout) is known: say so.
+        options = dataclasses.replace(options, **spec.reference_options)
     with contextlib.ExitStack() as stack:
         target: ServerTarget | ProgramTarget
         if spec.kind == "program":

@@ -55,6 +55,8 @@ class Spec:
     default_url: str = ""
     openapi: Path | None = None
     given: str = ""
+    reference_options: dict[str, Any] = field(default_factory=dict, compare=False)
+    extends: str = ""
     by_id: dict[str, Requirement] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -130,7 +132,8 @@ def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
         first = errors[0]
         loc = "/".join(str(p) for p in first.absolute_path) or "(top)"
         raise SpecError(f"{where}: {loc}: {first.message}")
-    reqs = [
+    inherited = list(load_spec(data["extends"]).requirements) if "extends" in data else []
+    reqs = inherited + [
         Requirement(
             id=r["id"], level=r["level"], statement=r["statement"], source=r["source"],
             original=r.get("original", ""), rationale=r.get("rationale", ""),
@@ -148,6 +151,8 @@ def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
         requirements=tuple(reqs), reference_command=tuple(data["reference"]["command"]),
         reference_url=data["reference"].get("url", ""), default_url=data.get("default_url", ""),
         openapi=openapi, given=data.get("given", ""),
+        reference_options=dict(data["reference"].get("options", {})),
+        extends=data.get("extends", ""),
     )
 
 

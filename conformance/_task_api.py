@@ -137,7 +137,9 @@ class Api:
             raise CheckFailure(f"{ex.request_line} created no task",
                                expected="2xx and a task object with an id",
                                actual=ex.summary(), reproduce=ex.curl())
-        if isinstance(body, dict) and "status" in body:
+        # A new task's word is the server's word for "running", unless it is a word for ready
+        # (a task answered at once, from a cache say), which must never be taken for running.
+        if isinstance(body, dict) and "status" in body and not _word(body["status"], READY_WORDS):
             self.running_words.add(str(body["status"]))
         return Created(ex, body, [found[1]], urls)
 

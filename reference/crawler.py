@@ -48,7 +48,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -185,6 +185,9 @@ class Crawler:
         self._work.set()
         return task
 
+    async def submitted(self, task: Task) -> None:
+        """Called once a task is created, before it is answered: a hook for subclasses."""
+
     def get(self, task_id: str) -> Task | None:
         """The task named `task_id` (UUIDs compare case-insensitively), or None."""
         self._evict()
@@ -247,9 +250,10 @@ class Crawler:
         return status if 100 <= status <= 599 else None
 
 
-def create_app(config: CrawlerConfig) -> FastAPI:
-    """Return the crawler's ASGI application, configured by `config` alone."""
-    crawler = Crawler(config)
+def create_app(config: CrawlerConfig, crawler: Crawler | None = None) -> FastAPI:
+    """Return the crawler's ASGI application, configured by `config` alone (or serving the given
+    crawler, a subclass that adds to it, such as server_cached's)."""
+    crawler = crawler or Crawler(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -274,7 +278,11 @@ def create_app(config: CrawlerConfig) -> FastAPI:
     async def create_task(urls: Annotated[UrlList, Body()]) -> Response:
         """Create a task that fetches every URL of the list; answers before fetching any."""
         task = crawler.submit(urls)
-        return Response(task.render(), status_code=201, media_type="application/json")
+        # Rendered before the hook runs: the answer to a POST is the task as it was created,
+        # "running", even if its URLs were all answered (say, from a cache) meanwhile.
+        body = task.render()
+        await crawler.submitted(task)
+        return Response(body, status_code=201, media_type="application/json")
 
     @app.get("/api/v1/tasks/{task_id}", response_model=TaskOut,
              responses={404: {"description": "No such task (never created, or no longer kept)."}})
@@ -347,19 +355,28 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def config_from(args: argparse.Namespace) -> CrawlerConfig:
+    """The configuration the parsed command line asks for."""
+    return CrawlerConfig(host=args.host, port=args.port, timeout=args.timeout,
+                         concurrency=args.concurrency, retention=args.retention,
+                         max_tasks=args.max_tasks, max_urls=args.max_urls, quiet=args.quiet)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the server from the command line; 0 after Ctrl+C or SIGTERM, 1 if it cannot."""
-    args = build_parser().parse_args(argv)
-    config = CrawlerConfig(host=args.host, port=args.port, timeout=args.timeout,
-                           concurrency=args.concurrency, retention=args.retention,
-                           max_tasks=args.max_tasks, max_urls=args.max_urls, quiet=args.quiet)
-    logging.basicConfig(format="crawler: %(message)s", stream=sys.stderr,
+    config = config_from(build_parser().parse_args(argv))
+    return serve(config, lambda: create_app(config), "crawler")
+
+
+def serve(config: CrawlerConfig, make_app: Callable[[], FastAPI], name: str) -> int:
+    """Log as `name`, listen where `config` says and serve `make_app()` until stopped."""
+    logging.basicConfig(format=f"{name}: %(message)s", stream=sys.stderr,
                         level=logging.WARNING if config.quiet else logging.INFO)
     # Binding here, not in uvicorn, turns a taken port into one line instead of uvicorn's log.
     try:
         sock = _bind(config.host, config.port)
     except OSError as exc:
-        print(f"crawler: cannot listen on {config.host}:{config.port}: "
+        print(f"{name}: cannot listen on {config.host}:{config.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)
         return 1
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
@@ -367,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         server = uvicorn.Server(uvicorn.Config(
-            create_app(config), log_level="warning", access_log=False, lifespan="on",
+            make_app(), log_level="warning", access_log=False, lifespan="on",
             timeout_graceful_shutdown=5,
         ))
         host = f"[{config.host}]" if ":" in config.host else config.host

@@ -35,11 +35,18 @@ def test_openapi_document_is_valid(name: str) -> None:
         validate(document)
 
 
+def _suite_module(name: str) -> str:
+    return f"conformance.suites.{name.replace('-', '_')}"
+
+
 def _checks(name: str) -> dict[str, tuple[set[str], set[str]]]:
-    module = import_module(f"conformance.suites.{name.replace('-', '_')}")
+    module = import_module(_suite_module(name))
+    # A spec that extends another runs that one's checks too, imported into its suite.
+    own = {module.__name__} | ({_suite_module(load_spec(name).extends)}
+                               if load_spec(name).extends else set())
     found = {}
     for attr, fn in inspect.getmembers(module, inspect.isfunction):
-        if attr.startswith("test_") and fn.__module__ == module.__name__:
+        if attr.startswith("test_") and fn.__module__ in own:
             marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
             ids = {i for m in marks for i in m.args}
             needs = {n for m in marks for n in m.kwargs.get("needs", ())}
