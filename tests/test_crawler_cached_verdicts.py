@@ -84,3 +84,13 @@ def test_every_must_of_the_cache_has_a_broken_twin() -> None:
         r.id for r in load_spec("crawler").requirements}
     covered = {rid for v in VARIANTS.values() if v.broken for rid in v.fails}
     assert own <= covered, f"MUSTs with no broken twin: {sorted(own - covered)}"
+
+
+def test_unreadable_redis_is_not_run_with_the_reason(run_conformance) -> None:
+    # Something that is not Redis (our fixture web's port would do; a closed port is simpler).
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    run = run_conformance("run", SPEC, "--only", "CACHE-02", "--redis-url", url, *FAST)
+    assert run.code == 1, run.stdout
+    assert run.verdicts()["CACHE-02"] == "not_run"
+    assert f"cannot read the counters in the Redis at {url}" in \
+        run.requirement("CACHE-02")["reason"]

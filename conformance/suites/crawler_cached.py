@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conformance._checks import CheckFailure, requirement
+from conformance._checks import CheckFailure, NotRun, requirement
 from conformance._http import Http
 from conformance._plugin import RunOptions
 from conformance._task_api import Api
@@ -55,8 +55,11 @@ def _counts_in_redis(url: str, domains: list[str], timeout: float) -> dict[str, 
     field, a string key ending in the name, a sorted-set member; "KEY[field]" -> value."""
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                  decode_responses=True)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout,
+                                      socket_connect_timeout=timeout, decode_responses=True)
+    except ValueError as exc:
+        raise NotRun(f"--redis-url {url!r} is not a Redis URL: {exc}") from None
     found: dict[str, int] = {}
     try:
         for n, key in enumerate(client.scan_iter(count=500)):
@@ -80,6 +83,9 @@ def _counts_in_redis(url: str, domains: list[str], timeout: float) -> dict[str, 
                     score = client.zscore(key, domain)
                     if score is not None:
                         found[f"{key}[{domain}]"] = int(score)
+    except (redis.RedisError, OSError, UnicodeDecodeError) as exc:
+        # A Redis that cannot be read says nothing about the counters: not run, with the reason.
+        raise NotRun(f"cannot read the counters in the Redis at {url}: {exc}") from None
     finally:
         client.close()
     return found
