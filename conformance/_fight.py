@@ -1,9 +1,9 @@
 """The rules of `fight` as data and small judges over a fight's printed lines.
 
 Rules: lines are compared with trailing spaces stripped and nothing else forgiven; a line that
-starts with "Agent" is a turn line and must match the format exactly; every other line but
-`Neo wins!` is extra output. Each judge returns the first `Problem` it sees, or None, so a check
-can say expected against actual for one line.
+starts with "Agent" and names an action or the health is a turn line and must match the format
+exactly; every other line but `Neo wins!` is extra output. Each judge returns the first `Problem`
+it sees, or None, so a check can say expected against actual for one line.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def parse(text: str, *, many: bool = False) -> Printed:
             agent = int(match["k"]) if many else None
             printed.turns.append(Turn(number, line, agent, match["action"], match["neo"],
                                       int(match["health"])))
-        elif line.startswith("Agent"):
+        elif line.startswith("Agent") and ("Action" in line or "Health" in line):
+            # Meant as a turn line; "Agent defeated!" is only extra output (FIGHT-09).
             printed.malformed.append((number, line))
         else:
             printed.extra.append((number, line))
@@ -96,7 +97,7 @@ def _quote(number: int, line: str) -> str:
 
 
 def judge_format(printed: Printed, *, many: bool = False) -> Problem | None:
-    """Every line that starts with "Agent" is a turn line in the format, and there is one."""
+    """Every line meant as a turn line is in the format, and there is one."""
     if printed.malformed:
         number, line = printed.malformed[0]
         return Problem(f"line {number} starts like a turn line but is not in the format "

@@ -60,6 +60,7 @@ CASES = [
     ("Neo wins! before the end is caught", "Neo wins!\n" + GOOD.replace("Neo wins!\n", ""),
      "win"),
     ("a banner is extra output", "Fight!\n" + GOOD, "extra"),
+    ("a line about the agent is extra output, not a turn", GOOD + "Agent defeated!\n", "extra"),
     ("a blank line is extra output", GOOD + "\n", "extra"),
 ]
 
