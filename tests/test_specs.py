@@ -42,8 +42,8 @@ def _suite_module(name: str) -> str:
 def _checks(name: str) -> dict[str, tuple[set[str], set[str]]]:
     module = import_module(_suite_module(name))
     # A spec that extends another runs that one's checks too, imported into its suite.
-    own = {module.__name__} | ({_suite_module(load_spec(name).extends)}
-                               if load_spec(name).extends else set())
+    extends = load_spec(name).extends
+    own = {module.__name__} | ({_suite_module(extends)} if extends else set())
     found = {}
     for attr, fn in inspect.getmembers(module, inspect.isfunction):
         if attr.startswith("test_") and fn.__module__ in own:

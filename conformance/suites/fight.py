@@ -95,9 +95,8 @@ class Call:
 class Observations:
     """The script run and the harness calls of one suite run, each made when first needed."""
 
-    def __init__(self, program: ProgramTarget, options: RunOptions, spec: Spec) -> None:
+    def __init__(self, program: ProgramTarget, options: RunOptions) -> None:
         self.program = program
-        self.spec = spec
         self.bound = 6 * options.timeout
         self.source = find_source(program)
         self._script: Completed | None = None
@@ -145,9 +144,9 @@ class Observations:
 
 
 @pytest.fixture(scope="session")
-def seen(program: ProgramTarget, options: RunOptions, spec: Spec) -> Observations:
+def seen(program: ProgramTarget, options: RunOptions) -> Observations:
     """The observations of this suite run."""
-    return Observations(program, options, spec)
+    return Observations(program, options)
 
 
 def failure(problem: Problem, rid: str, reproduce: str, where: str) -> CheckFailure:
