@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--redis-url", metavar="URL",
                      help="for a caching crawler: its Redis, where the suite looks for the "
                           "domain counters (read only)")
+    run.add_argument("--time-scale", type=_positive(float), default=1.0, metavar="F",
+                     help="for a task server started with its delays multiplied by F (our "
+                          "reference's --time-scale): expect them so (%(default)s: the real "
+                          "delays)")
     run.add_argument("--startup-timeout", type=_positive(float), default=15.0, metavar="S",
                      help="seconds a started server has to listen (%(default)s)")
     return parser
@@ -160,7 +164,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     options = RunOptions(timeout=args.timeout, seed=args.seed, fuzz_examples=args.fuzz_examples,
                          fuzz_seconds=args.fuzz_seconds, strict=args.strict,
                          server_port=args.server_port, fixture_host=args.fixture_host,
-                         cache_timeout=args.cache_timeout, redis_url=args.redis_url)
+                         cache_timeout=args.cache_timeout, redis_url=args.redis_url,
+                         time_scale=args.time_scale)
     results: list[RunResult] = []
     with _progress(Console(stderr=True)) as progress:
         for spec in specs:

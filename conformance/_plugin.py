@@ -34,6 +34,7 @@ class RunOptions:
     fixture_host: str = "127.0.0.1"
     cache_timeout: float | None = None
     redis_url: str | None = None
+    time_scale: float = 1.0
 
 
 @dataclass

@@ -41,13 +41,14 @@ def suite_file(spec: Spec) -> Path:
     return SUITES_DIR / f"{spec.name.replace('-', '_')}.py"
 
 
-def reference_command(spec: Spec) -> str:
-    """The reference's real start command, as one shell-quoted line with `{port}` left in."""
+def reference_command(spec: Spec, time_scale: float = 1.0) -> str:
+    """The reference's real start command, as one shell-quoted line with `{port}` left in (and
+    `{time_scale}`, for a reference with delays, filled in from the run's --time-scale)."""
     import reference
 
     where = str(Path(reference.__file__).resolve().parent)
     words = [w.replace("{python}", sys.executable).replace("{reference}", where)
-             for w in spec.reference_command]
+             .replace("{time_scale}", f"{time_scale:g}") for w in spec.reference_command]
     return shlex.join(words)
 
 
@@ -89,7 +90,8 @@ def _pytest(suite: Path, plugin: ConformancePlugin) -> tuple[int, str]:
     return code, buffer.getvalue()
 
 
-def rerun_command(spec: Spec, base_url: str | None, command: str | None, strict: bool) -> str:
+def rerun_command(spec: Spec, base_url: str | None, command: str | None, strict: bool,
+                  time_scale: float = 1.0) -> str:
     """The `conformance run` line that repeats this run."""
     words = ["conformance", "run", spec.name]
     if base_url:
@@ -98,6 +100,8 @@ def rerun_command(spec: Spec, base_url: str | None, command: str | None, strict:
         words += ["--command", command]
     if strict:
         words.append("--strict")
+    if time_scale != 1.0:
+        words += ["--time-scale", f"{time_scale:g}"]
     return shlex.join(words)
 
 
@@ -113,7 +117,7 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     embedded = base_url is None and command is None
-    start = reference_command(spec) if embedded else command
+    start = reference_command(spec, options.time_scale) if embedded else command
     if embedded and spec.reference_options:
         # How the reference's command starts it (e.g. its cache timeout) is known: say so.
         options = dataclasses.replace(options, **spec.reference_options)
@@ -144,5 +148,6 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         spec=spec, target=label, strict=options.strict, seed=options.seed,
         started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
         results=results, error=error,
-        rerun=rerun_command(spec, base_url, command, options.strict),
+        rerun=rerun_command(spec, base_url, command, options.strict,
+                            options.time_scale),
     )

@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     config = CachedConfig(crawler=base.config_from(args), cache_timeout=args.cache_timeout,
                           redis_url=args.redis_url, purge_every=args.purge_every,
                           prefix=args.redis_prefix)
-    return base.serve(config.crawler, lambda: create_app(config), "server_cached")
+    return base.serve(config.crawler, lambda: create_app(config), "server_cached",
+                      base.describe(config.crawler))
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def test_junit_agrees_with_the_exit_code(run_conformance, tmp_path: Path) -> Non
 
 
 def test_run_all_checks_every_reference(run_conformance) -> None:
-    run = run_conformance("run", "all", "--fuzz-seconds", "3")
+    run = run_conformance("run", "all", "--fuzz-seconds", "3", "--time-scale", "0.1")
     assert run.code == 0, run.stdout
     reports = run.report if isinstance(run.report, list) else [run.report]
     assert {r["spec"] for r in reports} == set(spec_names())
