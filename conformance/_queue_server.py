@@ -4,8 +4,9 @@ with a given time scale, every request recorded and the queue's state open to in
 Rules: the server runs uvicorn on an event loop of its own in a background thread; starting it
 takes at most START_TIMEOUT seconds and stopping it at most STOP_TIMEOUT (then it is forced);
 a port that cannot be bound raises OSError. Any ASGI app may be served the same way, so a check
-can also play a server that answers garbage. Tasks are prepared over HTTP, as a client would,
-and the state is only read from outside the server's thread.
+can also play a server that answers garbage, and so may a WSGI app (a Flask one) through
+`WSGIBridge`. Tasks are prepared over HTTP, as a client would, and the state is only read from
+outside the server's thread.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import asyncio
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import uvicorn
+from uvicorn.middleware.wsgi import WSGIMiddleware
 
 from reference.taskqueue_server import QueueConfig, Task, TaskQueue, create_app
 
@@ -198,18 +201,46 @@ class LiveQueue(InProcessServer):
 Canned = Callable[[str, str], tuple[int, bytes, str]]
 
 
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Answer uvicorn's lifespan messages: nothing to start or stop."""
+    while True:
+        message = await receive()
+        kind = message["type"].removeprefix("lifespan.")
+        await send({"type": f"lifespan.{kind}.complete"})
+        if kind == "shutdown":
+            return
+
+
+class WSGIBridge:
+    """A WSGI app (a Flask one) as an ASGI app, for InProcessServer: each request runs in a
+    thread of a small pool, its body read whole first. `close()` ends the pool."""
+
+    def __init__(self, app: Callable[..., Any], workers: int = 8) -> None:
+        # uvicorn's own bridge is deprecated in favour of a2wsgi, which we do not depend on; it
+        # is small, and the suites serve test traffic only, so it is enough here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._bridge = WSGIMiddleware(app, workers=workers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._bridge(scope, receive, send)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Let the pool's threads end (a request still running finishes first)."""
+        self._bridge.executor.shutdown(wait=False)
+
+
 def canned_app(answer: Canned) -> App:
     """An ASGI app that answers each request with `answer(method, path)`: its status, body and
     Content-Type (to play a server that answers what the protocol does not allow)."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                kind = message["type"].removeprefix("lifespan.")
-                await send({"type": f"lifespan.{kind}.complete"})
-                if kind == "shutdown":
-                    return
+            await _lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         while (await receive()).get("more_body"):  # read the request before answering

@@ -41,14 +41,16 @@ def suite_file(spec: Spec) -> Path:
     return SUITES_DIR / f"{spec.name.replace('-', '_')}.py"
 
 
-def reference_command(spec: Spec, time_scale: float = 1.0) -> str:
+def reference_command(spec: Spec, time_scale: float = 1.0, tmp: str = "") -> str:
     """The reference's real start command, as one shell-quoted line with `{port}` left in (and
-    `{time_scale}`, for a reference with delays, filled in from the run's --time-scale)."""
+    `{time_scale}`, for a reference with delays, filled in from the run's --time-scale; `{tmp}`,
+    for one that keeps files, with a folder of the run's own)."""
     import reference
 
     where = str(Path(reference.__file__).resolve().parent)
     words = [w.replace("{python}", sys.executable).replace("{reference}", where)
-             .replace("{time_scale}", f"{time_scale:g}") for w in spec.reference_command]
+             .replace("{time_scale}", f"{time_scale:g}").replace("{tmp}", tmp)
+             for w in spec.reference_command]
     return shlex.join(words)
 
 
@@ -117,11 +119,14 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     embedded = base_url is None and command is None
-    start = reference_command(spec, options.time_scale) if embedded else command
     if embedded and spec.reference_options:
         # How the reference's command starts it (e.g. its cache timeout) is known: say so.
         options = dataclasses.replace(options, **spec.reference_options)
     with contextlib.ExitStack() as stack:
+        tmp = ""
+        if embedded and any("{tmp}" in w for w in spec.reference_command):
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-ref-"))
+        start = reference_command(spec, options.time_scale, tmp) if embedded else command
         target: ServerTarget | ProgramTarget
         if spec.kind == "program":
             if base_url is not None:

@@ -34,7 +34,8 @@ def test_wheel_carries_what_a_run_needs(wheel: Path) -> None:
                    "conformance/suites/credentials.py",
                    "conformance/_fight_harness.py",
                    "reference/credentials.py", "reference/fight.py",
-                   "reference/server_cached.py"):
+                   "reference/server_cached.py", "reference/audio.py",
+                   "conformance/_samples/tone.mp3", "conformance/_samples/program.exe"):
         assert needed in names, needed
     assert not any(n.startswith(("tests/", "fixtures/")) for n in names)
 
