@@ -10,17 +10,14 @@ own, on a free port); the two that need 127.0.0.1:8888 run one after the other.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from conformance import load_spec
-from conformance._target import is_listening
 from fixtures.taskqueue_client import MUST_IDS, VARIANTS
-from tests.conftest import PY, ROOT, Run, conformance
+from tests._parallel_runs import Started, need_default_port
+from tests.conftest import PY, ROOT
 
 SPEC = "taskqueue-client"
 REFERENCE = ROOT / "reference" / "taskqueue_client.py"
@@ -69,53 +66,13 @@ DEFAULT_PORT_RUNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def need_default_port() -> None:
-    """Skip when something listens on 8888, where the suite must play the server (never in
-    CI, where the port is ours and a skip would hide the default-address check)."""
-    if is_listening("127.0.0.1", 8888):
-        why = "127.0.0.1:8888 is taken, so a client's default address cannot be judged"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-
-
-class Started:
-    """The runs of this module, started at once; `get(name)` waits for one."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="conformance")
-        # One worker runs these in turn, from the start as they are the longest chain; when
-        # 8888 is taken their tests skip (or fail under CI) without asking for them.
-        self.default: Future[dict[str, Run]] | None = None
-        if not is_listening("127.0.0.1", 8888):
-            self.default = self.pool.submit(self._chain, DEFAULT_PORT_RUNS)
-        self.futures: dict[str, Future[Run]] = {
-            name: self.pool.submit(self._one, name, args)
-            for name, args in _runs().items() if name not in DEFAULT_PORT_RUNS}
-
-    def _one(self, name: str, args: tuple[str, ...]) -> Run:
-        folder = self.base / name.replace(" ", "-")
-        folder.mkdir()
-        return conformance(*args, tmp=folder)
-
-    def _chain(self, runs: dict[str, tuple[str, ...]]) -> dict[str, Run]:
-        return {name: self._one(name, args) for name, args in runs.items()}
-
-    def get(self, name: str) -> Run:
-        """The run called `name`, once it has ended."""
-        if name in DEFAULT_PORT_RUNS:
-            assert self.default is not None, "127.0.0.1:8888 was taken when the runs started"
-            return self.default.result()[name]
-        return self.futures[name].result()
-
-
 @pytest.fixture(scope="module")
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
     """Every run of this module, started on first use."""
-    runs = Started(tmp_path_factory.mktemp("taskqueue-client-verdicts"))
+    runs = Started(tmp_path_factory.mktemp("taskqueue-client-verdicts"), _runs(), DEFAULT_PORT_RUNS,
+                   WORKERS)
     yield runs
-    runs.pool.shutdown(wait=True, cancel_futures=False)
+    runs.close()
 
 
 def test_reference_passes_everything(started: Started) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import pytest
 
 from conformance._checks import CheckFailure, CheckFailures, NotRun, requirement
+from conformance._client_run import TRACEBACK, client_env, tail
 from conformance._fake_crawler import TASKS_PATH, FakeCrawler, Reply, Script, Seen, Task
 from conformance._plugin import RunOptions
 from conformance._target import Completed, ProgramTarget, TargetError, is_listening
@@ -52,8 +53,6 @@ MAX_POLL_RATE = 20.0  # polls a second (CC-10)
 SLOW_TASK = 1.0  # seconds the task of CC-10 stays "running"
 INTERRUPT_GRACE = 5.0  # seconds a client has to end after Ctrl+C (CC-11)
 MAX_MESSAGE_LINES = 4  # "a short message" (CC-08, CC-09, CC-12)
-TRACEBACK = "Traceback (most recent call last)"
-PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 GARBAGE: dict[str, Script] = {
     "the POST is answered 200 with an HTML page": Script(post_reply=Reply(
@@ -67,17 +66,6 @@ GARBAGE: dict[str, Script] = {
     "every poll is answered 404 (the task is gone)": Script(poll_reply=Reply(
         404, b'{"detail": "Task not found"}')),
 }
-
-
-def tail(text: str, limit: int = 600) -> str:
-    """The end of a program's output, marked when cut."""
-    text = text.strip()
-    return text if len(text) <= limit else "..." + text[-limit:]
-
-
-def client_env() -> dict[str, str]:
-    """The suite's environment without proxy settings: the client's server is on loopback."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
 
 
 def describe(script: Script | None, port: int, situation: str = "") -> str:

@@ -38,17 +38,11 @@ import pytest
 
 from conformance._audio_server import FIELD, FILES_PATH, LiveAudio
 from conformance._checks import CheckFailure, NotRun, requirement
+from conformance._client_run import TRACEBACK, ClientRun, client_env, nonblank, tail
 from conformance._plugin import RunOptions
 from conformance._queue_server import HOST, App, InProcessServer, Seen, canned_app
-from conformance._target import Completed, ProgramTarget, is_listening
-from conformance.suites.taskqueue_client import (
-    TRACEBACK,
-    USAGE,
-    client_env,
-    nonblank,
-    raise_all,
-    tail,
-)
+from conformance._target import ProgramTarget, is_listening
+from conformance.suites.taskqueue_client import raise_all
 from reference import audio
 
 DEFAULT_PORT = 8888
@@ -109,14 +103,9 @@ def curl_upload(port: int, name: str) -> str:
 
 
 @dataclass
-class Observed:
-    """One run of the client: what it was given, what it printed, what the server saw."""
+class Observed(ClientRun):
+    """One run of the client, and the server's files before and after it."""
 
-    args: list[str]
-    done: Completed
-    timeout: float
-    setup: str  # what listened on the client's port, what it held, and the files given
-    requests: list[Seen] = field(default_factory=list)
     before: dict[str, bytes] = field(default_factory=dict)  # the server's files before the run
     after: dict[str, bytes] = field(default_factory=dict)  # and after it
 
@@ -129,52 +118,6 @@ class Observed:
     def posts(self) -> list[Seen]:
         """The POST requests the run sent."""
         return [r for r in self.requests if r.method == "POST"]
-
-    @property
-    def what(self) -> str:
-        """The subcommand and its arguments, as a user would type them."""
-        return shlex.join(self.args) if self.args else "(no arguments)"
-
-    @property
-    def output(self) -> str:
-        """Stdout and stderr together."""
-        return self.done.stdout + "\n" + self.done.stderr
-
-    def ending(self) -> str:
-        """How the run ended, in words."""
-        if self.done.timed_out:
-            return f"the client did not end within {self.timeout:g} s and was stopped"
-        return f"the client exited with status {self.done.code}"
-
-    def actual(self) -> str:
-        """What the client did, for a failure's `actual`."""
-        seen = ", ".join(r.line for r in self.requests[:6]) or "none"
-        if len(self.requests) > 6:
-            seen += f" and {len(self.requests) - 6} more"
-        parts = [f"`{self.what}`: {self.ending()}; requests: {seen}",
-                 f"stdout: {tail(self.done.stdout)!r}"]
-        if self.done.stderr.strip():
-            parts.append(f"stderr ends: {tail(self.done.stderr)}")
-        return "; ".join(parts)
-
-    def reproduce(self) -> str:
-        """What must listen where, and the client's command line."""
-        return f"{self.setup}\n# then run:\n{self.done.command}"
-
-    def failure(self, message: str, expected: str, *,
-                requirement: str | None = None) -> CheckFailure:
-        """A CheckFailure about this run."""
-        return CheckFailure(f"`{self.what}`: {message}", expected=expected,
-                            actual=self.actual(), reproduce=self.reproduce(),
-                            requirement=requirement)
-
-    def refused(self) -> str:
-        """The line of a usage error when the client refused its command line without asking
-        the server anything, else ''."""
-        if self.done.timed_out or self.done.code == 0 or self.requests:
-            return ""
-        found = [line for line in nonblank(self.output) if USAGE.search(line)]
-        return found[-1] if found else ""
 
 
 class Runs:

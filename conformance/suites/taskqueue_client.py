@@ -36,6 +36,13 @@ from pathlib import Path
 import pytest
 
 from conformance._checks import CheckFailure, CheckFailures, NotRun, requirement
+from conformance._client_run import (
+    TRACEBACK,
+    ClientRun,
+    client_env,
+    nonblank,
+    tail,
+)
 from conformance._plugin import RunOptions
 from conformance._queue_server import (
     HOST,
@@ -43,10 +50,9 @@ from conformance._queue_server import (
     App,
     InProcessServer,
     LiveQueue,
-    Seen,
     canned_app,
 )
-from conformance._target import Completed, ProgramTarget, TargetError, is_listening
+from conformance._target import ProgramTarget, TargetError, is_listening
 from reference import taskqueue_server
 
 DEFAULT_PORT = 8888
@@ -62,28 +68,12 @@ RUNNING_TYPE, RUNNING_DATA = 1, "кот"
 QUEUED_TYPE, QUEUED_DATA = 2, "кот"
 STATUS_WORDS = ("queued", "running", "done", "failed")
 STATUS_WORD = re.compile(r"\b(queued|running|done|failed)\b", re.IGNORECASE)
-USAGE = re.compile(r"usage:|invalid choice|unrecognized arguments|arguments are required|"
-                   r"no such (sub)?command|unknown (sub)?command|invalid (sub)?command|"
-                   r"error: argument", re.IGNORECASE)
 PREPARE_TIMEOUT = 5.0  # seconds a prepared task has to reach its status
 MAX_REQUEST_RATE = 20.0  # requests a second while waiting (TQC-19)
 INTERRUPT_GRACE = 5.0  # seconds a client has to end after Ctrl+C (TQC-09)
 SETTLE = 2.0  # seconds the suite waits for an interrupted client's first poll
 MAX_MESSAGE_LINES = 4  # "a short message" (TQC-14 to TQC-17)
 MAX_USAGE_LINES = 10  # a usage message may wrap (TQC-18)
-TRACEBACK = "Traceback (most recent call last)"
-PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-
-
-def tail(text: str, limit: int = 600) -> str:
-    """The end of a program's output, marked when cut."""
-    text = text.strip()
-    return text if len(text) <= limit else "..." + text[-limit:]
-
-
-def client_env() -> dict[str, str]:
-    """The suite's environment without proxy settings: the client's server is on loopback."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
 
 
 def server_command(port: int, scale: float) -> str:
@@ -106,11 +96,6 @@ def status_words(text: str) -> list[str]:
     return [m.group(1).lower() for m in STATUS_WORD.finditer(text)]
 
 
-def nonblank(text: str) -> list[str]:
-    """The lines of a text that are not blank, stripped."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """One task as the server held it when a run ended."""
@@ -124,62 +109,11 @@ class Snapshot:
 
 
 @dataclass
-class Observed:
-    """One run of the client: what it was given, what it printed, what the server saw."""
+class Observed(ClientRun):
+    """One run of the client, and the tasks its run created."""
 
-    args: list[str]
-    done: Completed
-    ended: datetime
-    timeout: float
-    setup: str  # what listened on the client's port, and what was prepared there
-    requests: list[Seen] = field(default_factory=list)
+    ended: datetime = field(default_factory=lambda: datetime.now(UTC))
     created: list[Snapshot] = field(default_factory=list)  # tasks the client's run created
-
-    @property
-    def what(self) -> str:
-        """The subcommand and its arguments, as a user would type them."""
-        return shlex.join(self.args) if self.args else "(no arguments)"
-
-    @property
-    def output(self) -> str:
-        """Stdout and stderr together."""
-        return self.done.stdout + "\n" + self.done.stderr
-
-    def ending(self) -> str:
-        """How the run ended, in words."""
-        if self.done.timed_out:
-            return f"the client did not end within {self.timeout:g} s and was stopped"
-        return f"the client exited with status {self.done.code}"
-
-    def actual(self) -> str:
-        """What the client did, for a failure's `actual`."""
-        seen = ", ".join(r.line for r in self.requests[:6]) or "none"
-        if len(self.requests) > 6:
-            seen += f" and {len(self.requests) - 6} more"
-        parts = [f"`{self.what}`: {self.ending()}; requests: {seen}",
-                 f"stdout: {tail(self.done.stdout)!r}"]
-        if self.done.stderr.strip():
-            parts.append(f"stderr ends: {tail(self.done.stderr)}")
-        return "; ".join(parts)
-
-    def reproduce(self) -> str:
-        """What must listen where, and the client's command line."""
-        return f"{self.setup}\n# then run:\n{self.done.command}"
-
-    def failure(self, message: str, expected: str, *,
-                requirement: str | None = None) -> CheckFailure:
-        """A CheckFailure about this run."""
-        return CheckFailure(f"`{self.what}`: {message}", expected=expected,
-                            actual=self.actual(), reproduce=self.reproduce(),
-                            requirement=requirement)
-
-    def refused(self) -> str:
-        """The line of a usage error when the client refused its command line without asking
-        the server anything, else ''."""
-        if self.done.timed_out or self.done.code == 0 or self.requests:
-            return ""
-        found = [line for line in nonblank(self.output) if USAGE.search(line)]
-        return found[-1] if found else ""
 
 
 @dataclass
@@ -235,7 +169,7 @@ class Runs:
         before = server.requests() if server is not None else []
         known = ({t.id for t in server.tasks()} if isinstance(server, LiveQueue) else set())
         done = self.program.run(*args, timeout=timeout, env=client_env())
-        obs = Observed(args, done, datetime.now(UTC), timeout, setup)
+        obs = Observed(args, done, timeout, setup)
         if server is not None:
             obs.requests = server.requests()[len(before):]
         if isinstance(server, LiveQueue):

@@ -1,0 +1,98 @@
+"""What the client suites share: one run of a client program as the server it talked to saw it,
+how that run is told in a failure, and the client's environment.
+
+Rules: a run's `actual` names how it ended, the requests it sent and the ends of its stdout and
+stderr; its reproducer is what listened where, then the client's command line; a client has no
+proxy settings, since its server is on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from conformance._checks import CheckFailure
+from conformance._queue_server import Seen
+from conformance._target import Completed
+
+TRACEBACK = "Traceback (most recent call last)"
+PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+# The words of a command line refused by argparse, click and hand-written parsers.
+USAGE = re.compile(r"usage:|invalid choice|unrecognized arguments|arguments are required|"
+                   r"no such (sub)?command|unknown (sub)?command|invalid (sub)?command|"
+                   r"error: argument", re.IGNORECASE)
+
+
+def tail(text: str, limit: int = 600) -> str:
+    """The end of a program's output, marked when cut."""
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def nonblank(text: str) -> list[str]:
+    """The lines of a text that are not blank, stripped."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def client_env() -> dict[str, str]:
+    """The suite's environment without proxy settings: the client's server is on loopback."""
+    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+
+
+@dataclass
+class ClientRun:
+    """One run of the client: what it was given, how it ended, what the server saw."""
+
+    args: list[str]
+    done: Completed
+    timeout: float
+    setup: str  # what listened on the client's port, and what was prepared there
+    requests: list[Seen] = field(default_factory=list)
+
+    @property
+    def what(self) -> str:
+        """The subcommand and its arguments, as a user would type them."""
+        return shlex.join(self.args) if self.args else "(no arguments)"
+
+    @property
+    def output(self) -> str:
+        """Stdout and stderr together."""
+        return self.done.stdout + "\n" + self.done.stderr
+
+    def ending(self) -> str:
+        """How the run ended, in words."""
+        if self.done.timed_out:
+            return f"the client did not end within {self.timeout:g} s and was stopped"
+        return f"the client exited with status {self.done.code}"
+
+    def actual(self) -> str:
+        """What the client did, for a failure's `actual`."""
+        seen = ", ".join(r.line for r in self.requests[:6]) or "none"
+        if len(self.requests) > 6:
+            seen += f" and {len(self.requests) - 6} more"
+        parts = [f"`{self.what}`: {self.ending()}; requests: {seen}",
+                 f"stdout: {tail(self.done.stdout)!r}"]
+        if self.done.stderr.strip():
+            parts.append(f"stderr ends: {tail(self.done.stderr)}")
+        return "; ".join(parts)
+
+    def reproduce(self) -> str:
+        """What must listen where, and the client's command line."""
+        return f"{self.setup}\n# then run:\n{self.done.command}"
+
+    def failure(self, message: str, expected: str, *,
+                requirement: str | None = None) -> CheckFailure:
+        """A CheckFailure about this run."""
+        return CheckFailure(f"`{self.what}`: {message}", expected=expected,
+                            actual=self.actual(), reproduce=self.reproduce(),
+                            requirement=requirement)
+
+    def refused(self) -> str:
+        """The line of a usage error when the client refused its command line without asking
+        the server anything, else ''."""
+        if self.done.timed_out or self.done.code == 0 or self.requests:
+            return ""
+        found = [line for line in nonblank(self.output) if USAGE.search(line)]
+        return found[-1] if found else ""
