@@ -18,6 +18,7 @@ from conformance._queue_server import Seen
 from conformance._target import Completed
 
 TRACEBACK = "Traceback (most recent call last)"
+MAX_MESSAGE_LINES = 4  # "a short message"
 PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 # The words of a command line refused by argparse, click and hand-written parsers.
 USAGE = re.compile(r"usage:|invalid choice|unrecognized arguments|arguments are required|"
@@ -96,3 +97,25 @@ class ClientRun:
             return ""
         found = [line for line in nonblank(self.output) if USAGE.search(line)]
         return found[-1] if found else ""
+
+
+def expect_clean_failure(obs: ClientRun, situation: str, rid: str,
+                         max_lines: int = MAX_MESSAGE_LINES) -> CheckFailure | None:
+    """None when the client ended by itself, non-zero, with a short stderr message and no
+    traceback; else the failure saying which of these it missed."""
+    expected = ("the client ends by itself with a non-zero status and a short message on "
+                "stderr, no traceback")
+    stderr = nonblank(obs.done.stderr)
+    if obs.done.timed_out:
+        problem = f"did not end within {obs.timeout:g} s"
+    elif TRACEBACK in obs.output:
+        problem = "printed a traceback"
+    elif obs.done.code == 0:
+        problem = "exited with status 0"
+    elif not stderr:
+        problem = "said nothing on stderr"
+    elif len(stderr) > max_lines:
+        problem = f"wrote {len(stderr)} lines on stderr, expected {max_lines} at most"
+    else:
+        return None
+    return obs.failure(f"when {situation}, the client {problem}", expected, requirement=rid)

@@ -37,8 +37,15 @@ from pathlib import Path
 import pytest
 
 from conformance._audio_server import FIELD, FILES_PATH, LiveAudio
-from conformance._checks import CheckFailure, NotRun, requirement
-from conformance._client_run import TRACEBACK, ClientRun, client_env, nonblank, tail
+from conformance._checks import NotRun, requirement
+from conformance._client_run import (
+    TRACEBACK,
+    ClientRun,
+    client_env,
+    expect_clean_failure,
+    nonblank,
+    tail,
+)
 from conformance._plugin import RunOptions
 from conformance._queue_server import HOST, App, InProcessServer, Seen, canned_app
 from conformance._target import ProgramTarget, is_listening
@@ -58,7 +65,6 @@ LARGE_NAME = "long.wav"
 SMALL_LIMIT = 64 * 1024  # bytes the server takes where a file must be too large (SCR-11)
 NON_AUDIO_MESSAGE = "Non-audio file detected"
 REFUSAL = re.compile(r"refus|reject|non-audio|not (an )?audio|error|fail|\b415\b", re.IGNORECASE)
-MAX_MESSAGE_LINES = 4  # "a short message" (SCR-10 to SCR-14)
 MAX_USAGE_LINES = 10  # a usage message may wrap (SCR-16)
 # A JPEG's first bytes (SOI, a JFIF APP0 segment) and its end: an image by content.
 JPEG = (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
@@ -305,28 +311,6 @@ def runs(program: ProgramTarget, options: RunOptions) -> Iterator[Runs]:
         yield Runs(program, options, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def expect_clean_failure(obs: Observed, situation: str, rid: str,
-                         max_lines: int = MAX_MESSAGE_LINES) -> CheckFailure | None:
-    """None when the client ended by itself, non-zero, with a short stderr message and no
-    traceback; else the failure saying which of these it missed."""
-    expected = ("the client ends by itself with a non-zero status and a short message on "
-                "stderr, no traceback")
-    stderr = nonblank(obs.done.stderr)
-    if obs.done.timed_out:
-        problem = f"did not end within {obs.timeout:g} s"
-    elif TRACEBACK in obs.output:
-        problem = "printed a traceback"
-    elif obs.done.code == 0:
-        problem = "exited with status 0"
-    elif not stderr:
-        problem = "said nothing on stderr"
-    elif len(stderr) > max_lines:
-        problem = f"wrote {len(stderr)} lines on stderr, expected {max_lines} at most"
-    else:
-        return None
-    return obs.failure(f"when {situation}, the client {problem}", expected, requirement=rid)
 
 
 def on_stderr_only(obs: Observed, text: str) -> str:

@@ -40,6 +40,7 @@ from conformance._client_run import (
     TRACEBACK,
     ClientRun,
     client_env,
+    expect_clean_failure,
     nonblank,
     tail,
 )
@@ -72,7 +73,6 @@ PREPARE_TIMEOUT = 5.0  # seconds a prepared task has to reach its status
 MAX_REQUEST_RATE = 20.0  # requests a second while waiting (TQC-19)
 INTERRUPT_GRACE = 5.0  # seconds a client has to end after Ctrl+C (TQC-09)
 SETTLE = 2.0  # seconds the suite waits for an interrupted client's first poll
-MAX_MESSAGE_LINES = 4  # "a short message" (TQC-14 to TQC-17)
 MAX_USAGE_LINES = 10  # a usage message may wrap (TQC-18)
 
 
@@ -355,28 +355,6 @@ class Runs:
 def runs(program: ProgramTarget, options: RunOptions) -> Runs:
     """The client's runs of this suite run."""
     return Runs(program, options)
-
-
-def expect_clean_failure(obs: Observed, situation: str, rid: str,
-                         max_lines: int = MAX_MESSAGE_LINES) -> CheckFailure | None:
-    """None when the client ended by itself, non-zero, with a short stderr message and no
-    traceback; else the failure saying which of these it missed."""
-    expected = ("the client ends by itself with a non-zero status and a short message on "
-                "stderr, no traceback")
-    stderr = nonblank(obs.done.stderr)
-    if obs.done.timed_out:
-        problem = f"did not end within {obs.timeout:g} s"
-    elif TRACEBACK in obs.output:
-        problem = "printed a traceback"
-    elif obs.done.code == 0:
-        problem = "exited with status 0"
-    elif not stderr:
-        problem = "said nothing on stderr"
-    elif len(stderr) > max_lines:
-        problem = f"wrote {len(stderr)} lines on stderr, expected {max_lines} at most"
-    else:
-        return None
-    return obs.failure(f"when {situation}, the client {problem}", expected, requirement=rid)
 
 
 def raise_all(failures: list[CheckFailure]) -> None:
