@@ -41,9 +41,10 @@ from urllib.parse import urlsplit
 import fakeredis
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Response
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 try:
     from reference import crawler as base
@@ -65,6 +66,18 @@ class CachedConfig:
     redis_url: str | None = None  # None: an embedded fakeredis
     purge_every: float = 5.0
     prefix: str = "crawler:"
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client for the Redis at `url` that fails fast when it is away.
+
+    A pooled connection opened before an outage is dead once Redis is back; redis-py (protocol 3)
+    only finds out when a command on it fails, so a failed connection is retried once on a fresh
+    one. Timeouts are not retried: a hung Redis costs one socket timeout per call, not two.
+    """
+    return aioredis.from_url(
+        url, decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
 
 
 def domain_of(url: str) -> str | None:
@@ -196,9 +209,7 @@ class CachedCrawler(base.Crawler):
         cfg = self.cached_config
         client = self._client
         if client is None and cfg.redis_url:
-            client = aioredis.from_url(
-                cfg.redis_url, decode_responses=True, socket_timeout=1.0,
-                socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))
+            client = connect(cfg.redis_url)
             log.info("cache and counters in redis at %s (cache timeout %g s)", cfg.redis_url,
                      cfg.cache_timeout)
         elif client is None:
