@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="for a task server started with its delays multiplied by F (our "
                           "reference's --time-scale): expect them so (%(default)s: the real "
                           "delays)")
+    run.add_argument("--service", action="append", default=[], metavar="ROLE=URL",
+                     help="for a spec of several services (pipeline): where one of them "
+                          "answers, e.g. writer=http://127.0.0.1:5003/ (default: the base "
+                          "URL's host on the role's port)")
+    run.add_argument("--output-dir", type=Path, metavar="DIR",
+                     help="for a pipeline whose writer does not serve its tables: the folder "
+                          "it writes them in (read only)")
     run.add_argument("--startup-timeout", type=_positive(float), default=15.0, metavar="S",
                      help="seconds a started server has to listen (%(default)s)")
     return parser
@@ -135,6 +142,16 @@ def _check_args(args: argparse.Namespace) -> list[Spec]:
         unknown = sorted(set(args.only) - set(specs[0].by_id))
         if unknown:
             raise UsageError(f"--only: {specs[0].name} has no requirement {', '.join(unknown)}")
+    for item in args.service:
+        role, sep, url = item.partition("=")
+        if not sep or not role:
+            raise UsageError(f"--service: {item!r} is not ROLE=URL")
+        try:
+            host_port(url)
+        except TargetError as exc:
+            raise UsageError(f"--service {role}: {exc}") from None
+    if args.output_dir is not None and not args.output_dir.is_dir():
+        raise UsageError(f"--output-dir: folder {str(args.output_dir)!r} does not exist")
     for option, path in (("--json", args.json), ("--junit", args.junit)):
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"{option}: folder {str(path.parent)!r} does not exist")
@@ -165,7 +182,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                          fuzz_seconds=args.fuzz_seconds, strict=args.strict,
                          server_port=args.server_port, fixture_host=args.fixture_host,
                          cache_timeout=args.cache_timeout, redis_url=args.redis_url,
-                         time_scale=args.time_scale)
+                         time_scale=args.time_scale,
+                         services=dict(s.partition("=")[::2] for s in args.service),
+                         output_dir=str(args.output_dir) if args.output_dir else None)
     results: list[RunResult] = []
     with _progress(Console(stderr=True)) as progress:
         for spec in specs:

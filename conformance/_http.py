@@ -12,6 +12,7 @@ import json
 import shlex
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -126,20 +127,20 @@ class Http:
                 content: bytes | None = None, timeout: float | None = None,
                 requirement: str | None = None) -> Exchange:
         """Send one request; return the whole answer or raise CheckFailure saying why not."""
+        return self.request_soon(method, target, headers=headers, content=content,
+                                 timeout=timeout, requirement=requirement).result()
+
+    def request_soon(self, method: str, target: str, *, headers: dict[str, str] | None = None,
+                     content: bytes | None = None, timeout: float | None = None,
+                     requirement: str | None = None) -> Pending:
+        """Send one request in the background, for checks that need requests to overlap;
+        `.result()` gives what `request` would have returned or raised."""
         assert self._portal is not None, "use Http as a context manager"
         limit = self.timeout if timeout is None else timeout
         url = self.url(target)
-        try:
-            return self._portal.call(self._send, method, url, headers or {}, content, limit)
-        except _NoAnswer as exc:
-            from conformance._checks import CheckFailure
-
-            why = self._explain()
-            reason = f"{exc.reason}; {why}" if why else exc.reason
-            raise CheckFailure(f"{method} {httpx.URL(url).raw_path.decode()}: {reason}",
-                               expected="a complete HTTP answer", actual=reason,
-                               reproduce=curl_line(method, url, headers, content, limit),
-                               requirement=requirement) from None
+        future = self._portal.start_task_soon(self._send, method, url, headers or {}, content,
+                                              limit)
+        return Pending(future, self._explain, method, url, headers, content, limit, requirement)
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
                     content: bytes | None, limit: float) -> Exchange:
@@ -147,8 +148,8 @@ class Http:
         started = time.monotonic()
         try:
             with anyio.fail_after(limit):
-                async with self._client.stream(method, url, headers=headers,
-                                               content=content) as response:
+                async with self._client.stream(method, url, headers=headers, content=content,
+                                               timeout=httpx.Timeout(limit)) as response:
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
                         body += chunk
@@ -164,6 +165,35 @@ class Http:
             headers=response.headers, body=bytes(body), elapsed=time.monotonic() - started,
             timeout=limit,
         )
+
+
+@dataclass
+class Pending:
+    """A request sent in the background (`Http.request_soon`)."""
+
+    future: Future[Exchange]
+    explain: Callable[[], str]
+    method: str
+    url: str
+    headers: dict[str, str] | None
+    content: bytes | None
+    limit: float
+    requirement: str | None
+
+    def result(self) -> Exchange:
+        """The whole answer, once it came; CheckFailure saying why when none did."""
+        try:
+            return self.future.result()
+        except _NoAnswer as exc:
+            from conformance._checks import CheckFailure
+
+            why = self.explain()
+            reason = f"{exc.reason}; {why}" if why else exc.reason
+            raise CheckFailure(f"{self.method} {httpx.URL(self.url).raw_path.decode()}: {reason}",
+                               expected="a complete HTTP answer", actual=reason,
+                               reproduce=curl_line(self.method, self.url, self.headers,
+                                                   self.content, self.limit),
+                               requirement=self.requirement) from None
 
 
 class _NoAnswer(Exception):

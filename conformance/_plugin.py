@@ -35,6 +35,8 @@ class RunOptions:
     cache_timeout: float | None = None
     redis_url: str | None = None
     time_scale: float = 1.0
+    services: dict[str, str] = field(default_factory=dict)  # role -> base URL (--service)
+    output_dir: str | None = None  # where a writer's tables are, when it does not serve them
 
 
 @dataclass

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -29,6 +30,7 @@ from conformance._target import (
     ProgramTarget,
     ServerTarget,
     TargetError,
+    free_port,
     program_target,
     server_target,
 )
@@ -41,15 +43,34 @@ def suite_file(spec: Spec) -> Path:
     return SUITES_DIR / f"{spec.name.replace('-', '_')}.py"
 
 
-def reference_command(spec: Spec, time_scale: float = 1.0, tmp: str = "") -> str:
+EXTRA_PORTS = ("{port2}", "{port3}", "{port4}")  # more free ports, for a reference of several
+
+
+def _fill(value: Any, ports: dict[str, str]) -> Any:
+    """`value` with the extra-port placeholders filled in, through dicts and lists."""
+    if isinstance(value, str):
+        for name, port in ports.items():
+            value = value.replace(name, port)
+        return value
+    if isinstance(value, dict):
+        return {k: _fill(v, ports) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ports) for v in value]
+    return value
+
+
+def reference_command(spec: Spec, time_scale: float = 1.0, tmp: str = "",
+                      ports: dict[str, str] | None = None) -> str:
     """The reference's real start command, as one shell-quoted line with `{port}` left in (and
     `{time_scale}`, for a reference with delays, filled in from the run's --time-scale; `{tmp}`,
-    for one that keeps files, with a folder of the run's own)."""
+    for one that keeps files, with a folder of the run's own; `{port2}`..`{port4}`, for one made
+    of several servers, with the free ports in `ports`)."""
     import reference
 
     where = str(Path(reference.__file__).resolve().parent)
-    words = [w.replace("{python}", sys.executable).replace("{reference}", where)
-             .replace("{time_scale}", f"{time_scale:g}").replace("{tmp}", tmp)
+    words = [_fill(w, ports or {}).replace("{python}", sys.executable)
+             .replace("{reference}", where).replace("{time_scale}", f"{time_scale:g}")
+             .replace("{tmp}", tmp)
              for w in spec.reference_command]
     return shlex.join(words)
 
@@ -93,7 +114,8 @@ def _pytest(suite: Path, plugin: ConformancePlugin) -> tuple[int, str]:
 
 
 def rerun_command(spec: Spec, base_url: str | None, command: str | None, strict: bool,
-                  time_scale: float = 1.0) -> str:
+                  time_scale: float = 1.0, services: dict[str, str] | None = None,
+                  output_dir: str | None = None) -> str:
     """The `conformance run` line that repeats this run."""
     words = ["conformance", "run", spec.name]
     if base_url:
@@ -104,6 +126,10 @@ def rerun_command(spec: Spec, base_url: str | None, command: str | None, strict:
         words.append("--strict")
     if time_scale != 1.0:
         words += ["--time-scale", f"{time_scale:g}"]
+    for role, url in (services or {}).items():
+        words += ["--service", f"{role}={url}"]
+    if output_dir:
+        words += ["--output-dir", output_dir]
     return shlex.join(words)
 
 
@@ -119,14 +145,18 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     embedded = base_url is None and command is None
+    ports: dict[str, str] = {}
+    if embedded:
+        used = " ".join(spec.reference_command)
+        ports = {name: str(free_port()) for name in EXTRA_PORTS if name in used}
     if embedded and spec.reference_options:
         # How the reference's command starts it (e.g. its cache timeout) is known: say so.
-        options = dataclasses.replace(options, **spec.reference_options)
+        options = dataclasses.replace(options, **_fill(spec.reference_options, ports))
     with contextlib.ExitStack() as stack:
         tmp = ""
         if embedded and any("{tmp}" in w for w in spec.reference_command):
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-ref-"))
-        start = reference_command(spec, options.time_scale, tmp) if embedded else command
+        start = reference_command(spec, options.time_scale, tmp, ports) if embedded else command
         target: ServerTarget | ProgramTarget
         if spec.kind == "program":
             if base_url is not None:
@@ -153,6 +183,7 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         spec=spec, target=label, strict=options.strict, seed=options.seed,
         started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
         results=results, error=error,
-        rerun=rerun_command(spec, base_url, command, options.strict,
-                            options.time_scale),
+        rerun=rerun_command(spec, base_url, command, options.strict, options.time_scale,
+                            {} if embedded else options.services,
+                            None if embedded else options.output_dir),
     )

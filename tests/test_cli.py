@@ -32,6 +32,9 @@ from tests.conftest import PY, fixture_command
     ["run", "credentials", "--json", "/no/such/folder/report.json"],
     ["run", "credentials", "--command", "'unbalanced"],
     ["run", "credentials", "--command", "/no/such/program --port {port}"],
+    ["run", "pipeline", "--service", "writer"],
+    ["run", "pipeline", "--service", "writer=ftp://127.0.0.1/"],
+    ["run", "pipeline", "--output-dir", "/no/such/folder"],
 ])
 def test_usage_errors_exit_2(run_conformance, args: list[str]) -> None:
     run = run_conformance(*args, json_report=False)

@@ -1,0 +1,266 @@
+"""What the pipeline suite observes: the four services' addresses, the writer's two tables read
+and parsed, and a load run watched from its GET until its records stop coming.
+
+Rules: a run's records are the lines its tables gained (the suite drives the pipeline alone while
+it checks); a table line is `|`-separated, its first line may be a header, its times ISO 8601
+(naive ones read as UTC) or Unix seconds; a line that does not parse is kept with None where it
+failed, so one bad line is reported, not a crash. Every request has a deadline; a watch ends
+when the run's GET is over and the table stayed still, or at a hard limit.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from conformance._checks import CheckFailure
+from conformance._http import Exchange, Http, Pending
+
+ROLE_PORTS = {"client": 5000, "receiver": 5001, "processor": 5002, "writer": 5003}
+TABLES = {"records": "records.txt", "received": "received.txt"}
+HEADERS = {"records": "id | receive_time | write_time", "received": "id | receive_time"}
+MAX_TABLE = 256 << 20  # bytes of one table read over HTTP, at most
+POLL = 0.1  # seconds between two looks at the tables while a run goes on
+
+
+def service_urls(base_url: str, given: dict[str, str]) -> dict[str, str]:
+    """Each role's base URL: as given with --service, else the client's host on its port."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    urls = {"client": base_url}
+    for role, port in ROLE_PORTS.items():
+        if role != "client":
+            urls[role] = given.get(role) or f"{parts.scheme}://{host}:{port}/"
+    return urls
+
+
+def parse_time(text: str) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (naive read as UTC) or Unix seconds."""
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        return value if math.isfinite(value) else None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a table: its fields as written and the times read from them."""
+
+    number: int  # 1-based line number in the file
+    text: str
+    fields: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        """The first field: the record's id."""
+        return self.fields[0]
+
+    @property
+    def receive_time(self) -> float | None:
+        """The second field as seconds since the epoch, or None."""
+        return parse_time(self.fields[1]) if len(self.fields) > 1 else None
+
+    @property
+    def write_time(self) -> float | None:
+        """The third field as seconds since the epoch, or None."""
+        return parse_time(self.fields[2]) if len(self.fields) > 2 else None
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table as read: its header line ('' when there is none) and its records."""
+
+    name: str
+    header: str
+    rows: tuple[Row, ...]
+
+
+def parse_table(name: str, text: str) -> Table:
+    """Lines to rows; the first non-blank line is the header when its first field is no id."""
+    header = ""
+    rows: list[Row] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = tuple(f.strip() for f in line.split("|"))
+        if not rows and not header and not fields[0].lstrip("-").isdigit():
+            header = line.strip()
+            continue
+        rows.append(Row(number, line, fields))
+    return Table(name, header, tuple(rows))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Both tables at one moment."""
+
+    at: float  # time.monotonic() when read
+    records: Table
+    received: Table
+
+
+class Tables:
+    """Where the writer's tables are read: in --output-dir, or from the writer over HTTP."""
+
+    def __init__(self, writer: Http, output_dir: str | None) -> None:
+        self.writer = writer
+        self.folder = Path(output_dir) if output_dir else None
+
+    @property
+    def where(self) -> str:
+        """The tables' place, as a person reads it."""
+        if self.folder is not None:
+            return f"the folder {self.folder}"
+        return f"the writer at {self.writer.base_url}"
+
+    def show(self, table: str, lines: int = 0) -> str:
+        """A shell command that shows a table (its last `lines` lines when given)."""
+        name = TABLES[table]
+        tail = f" | tail -n {lines}" if lines else ""
+        if self.folder is not None:
+            return f"cat {shlex.quote(str(self.folder / name))}{tail}"
+        return f"curl -sS {shlex.quote(self.writer.url('/files/' + name))}{tail}"
+
+    def read_text(self, table: str, requirement: str | None = None) -> str:
+        """A table's text; CheckFailure saying why when it cannot be read."""
+        name = TABLES[table]
+        if self.folder is not None:
+            path = self.folder / name
+            try:
+                return path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise CheckFailure(f"cannot read {path}: {exc.strerror or exc}",
+                                   expected=f"the table {name} in {self.folder}",
+                                   actual=str(exc), reproduce=self.show(table),
+                                   requirement=requirement) from None
+        ex = self.writer.get("/files/" + name, requirement=requirement)
+        if ex.status != 200:
+            raise CheckFailure(
+                f"GET /files/{name} on the writer answered {ex.status}",
+                expected=f"200 and the table's text (or give --output-dir with the folder the "
+                         f"writer writes {name} in)",
+                actual=ex.summary(), reproduce=ex.curl(), requirement=requirement)
+        return ex.body.decode("utf-8", "replace")
+
+    def snapshot(self, requirement: str | None = None) -> Snapshot:
+        """Both tables, read now."""
+        records = parse_table("records", self.read_text("records", requirement))
+        received = parse_table("received", self.read_text("received", requirement))
+        return Snapshot(time.monotonic(), records, received)
+
+    def wait_for(self, ids: set[str], since: int, limit: float) -> tuple[Snapshot, float | None]:
+        """Read until every id in `ids` is among the records past row `since`, or `limit` s
+        passed; the last snapshot and when they were all there (None: never)."""
+        deadline = time.monotonic() + limit
+        while True:
+            snap = self.snapshot()
+            if ids <= {r.id for r in snap.records.rows[since:]}:
+                return snap, snap.at
+            if time.monotonic() >= deadline:
+                return snap, None
+            time.sleep(POLL / 2)
+
+
+@dataclass
+class LoadRun:
+    """One run driven through the client: its GET, its answer and the records it added."""
+
+    query: str
+    requests: int
+    delay_range: float
+    url: str
+    sent_at: float
+    before: Snapshot
+    after: Snapshot | None = None
+    answer: Exchange | None = None
+    no_answer: CheckFailure | None = None
+    all_written_at: float | None = None  # when the table first held `requests` new records
+    counts: list[tuple[float, int]] = field(default_factory=list)  # (seconds after GET, new)
+
+    @property
+    def records(self) -> tuple[Row, ...]:
+        """The records table's rows the run added."""
+        assert self.after is not None
+        return self.after.records.rows[len(self.before.records.rows):]
+
+    @property
+    def received(self) -> tuple[Row, ...]:
+        """The received table's rows the run added."""
+        assert self.after is not None
+        return self.after.received.rows[len(self.before.received.rows):]
+
+    def duplicates(self) -> list[str]:
+        """Ids written more than once among the run's records."""
+        return sorted(i for i, n in Counter(r.id for r in self.records).items() if n > 1)
+
+    def reproduce(self, tables: Tables) -> str:
+        """Shell lines that make the same run and show its records."""
+        return (f"curl -sS --max-time 60 {shlex.quote(self.url)}; "
+                f"{tables.show('records', self.requests)}")
+
+    def timeline(self, limit: int = 12) -> str:
+        """How many new records the table held when, in a few samples."""
+        if not self.counts:
+            return "never read"
+        step = max(1, len(self.counts) // limit)
+        picks = self.counts[::step] + ([self.counts[-1]] if len(self.counts) % step else [])
+        return ", ".join(f"{n} at {t:.1f} s" for t, n in picks)
+
+
+def drive(client: Http, tables: Tables, query: str, requests: int, delay_range: float,
+          hard_limit: float) -> LoadRun:
+    """Send the client's GET with `query` and watch the tables until the run is over: its GET
+    answered (or gave up) and the table still for a while (1 s once it holds `requests` new
+    records; else 2.5 s, and D + 3 s after the GET at the earliest), or `hard_limit` seconds
+    passed."""
+    before = tables.snapshot()
+    run = LoadRun(query, requests, delay_range, client.url(query), time.monotonic(), before)
+    pending: Pending = client.request_soon("GET", query, timeout=delay_range + 30)
+    last_count, last_change = -1, run.sent_at
+    while True:
+        time.sleep(POLL)
+        snap = tables.snapshot()
+        now = snap.at
+        new = len(snap.records.rows) - len(before.records.rows)
+        run.counts.append((now - run.sent_at, new))
+        if new != last_count:
+            last_count, last_change = new, now
+        if new >= requests and run.all_written_at is None:
+            run.all_written_at = now
+        run.after = snap
+        if pending.future.done():
+            if run.answer is None and run.no_answer is None:
+                try:
+                    run.answer = pending.result()
+                except CheckFailure as failure:
+                    run.no_answer = failure
+            # Before its records are all there, a run is over only once the table stayed still
+            # past the time its delays allow (records come in the order received, so a slow
+            # first one holds back every other).
+            if (now - last_change >= 1.0 and new >= requests) or (
+                    now - last_change >= 2.5 and now - run.sent_at >= delay_range + 3.0):
+                return run
+        if now - run.sent_at >= hard_limit:
+            if not pending.future.done():
+                run.no_answer = CheckFailure(
+                    f"GET {query}: no answer within {hard_limit:g} s",
+                    expected="an answer", actual=f"none in {hard_limit:g} s",
+                    reproduce=run.reproduce(tables))
+            return run

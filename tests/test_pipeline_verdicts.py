@@ -1,0 +1,108 @@
+"""The suite's verdicts on pipelines: our reference passes everything, each broken twin fails
+exactly what it breaks, correct sets that chose differently pass without --strict, the tables
+can be read from a folder instead of the writer, and services that are not there fail in
+bounded time."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conformance import load_spec
+from conformance._target import free_port, wait_until_listening
+from fixtures.pipeline import MUST_IDS, VARIANTS
+from tests.conftest import PY, ROOT
+
+ROLES = ("receiver", "processor", "writer")
+
+
+def set_args(tmp: Path, *, served: bool = True) -> tuple[list[str], list[str]]:
+    """The ports and folder of one set of services: (its own options, the suite's options)."""
+    ports = {role: free_port() for role in ROLES}
+    own = [f"--{role}-port={port}" for role, port in ports.items()] + [f"--output-dir={tmp}"]
+    suite = [a for role, port in ports.items()
+             for a in ("--service", f"{role}=http://127.0.0.1:{port}/")]
+    return own, suite + ([] if served else ["--output-dir", str(tmp)])
+
+
+def test_reference_passes_everything(run_conformance) -> None:
+    run = run_conformance("run", "pipeline", "--strict")
+    assert run.code == 0, run.stdout
+    assert set(run.verdicts().values()) == {"pass"}, run.verdicts()
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_variant_fails_exactly_what_it_breaks(run_conformance, tmp_path: Path,
+                                              name: str) -> None:
+    variant = VARIANTS[name]
+    own, suite = set_args(tmp_path)
+    command = " ".join([PY, "-m", "fixtures.pipeline", name, "--client-port={port}", *own])
+    run = run_conformance("run", "pipeline", "--command", command, *suite)
+    assert run.failed() == set(variant.fails), run.stdout
+    assert run.code == (1 if variant.broken else 0), run.stdout
+    for rid in variant.fails:
+        failure = run.requirement(rid)["failures"][0]
+        assert failure["message"] and failure["expected"] and failure["reproduce"], failure
+    assert "--service receiver=http://127.0.0.1:" in run.report["rerun"], run.report["rerun"]
+
+
+@contextmanager
+def reference_set(tmp: Path) -> Iterator[tuple[int, list[str]]]:
+    """Our reference's four services on free ports, writing into `tmp`."""
+    own, suite = set_args(tmp, served=False)
+    client = free_port()
+    proc = subprocess.Popen([PY, str(ROOT / "reference" / "pipeline.py"), "all", "--quiet",
+                             f"--client-port={client}", *own], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_until_listening("127.0.0.1", client, 15, lambda: proc.poll() is not None)
+        yield client, suite
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+
+
+def test_tables_are_read_from_the_output_folder_when_given(run_conformance,
+                                                           tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with reference_set(folder) as (client, suite):
+        run = run_conformance("run", "pipeline", "--base-url", f"http://127.0.0.1:{client}/",
+                              "--only", "PIPE-02", "PIPE-05", *suite)
+    assert run.code == 0, run.stdout
+    assert run.verdicts() == {"PIPE-02": "pass", "PIPE-05": "pass"}, run.stdout
+    assert "--output-dir" in run.report["rerun"], run.report["rerun"]
+
+
+def test_one_service_is_checked_alone(run_conformance, tmp_path: Path) -> None:
+    with reference_set(tmp_path) as (_, suite):
+        processor = next(a for a in suite if a.startswith("processor="))
+        # Nothing listens at the base URL: only the processor's requirements are asked for.
+        run = run_conformance("run", "pipeline", "--base-url",
+                              f"http://127.0.0.1:{free_port()}/", "--service", processor,
+                              "--only", "PROC-01", "PROC-02", "PROC-03", "PROC-04", "--strict")
+    assert run.code == 0, run.stdout
+    assert set(run.verdicts().values()) == {"pass"}, run.verdicts()
+
+
+def test_services_that_are_not_there_fail_in_bounded_time(run_conformance) -> None:
+    started = time.monotonic()
+    run = run_conformance("run", "pipeline", "--base-url", f"http://127.0.0.1:{free_port()}/",
+                          *[a for role in ROLES
+                            for a in ("--service", f"{role}=http://127.0.0.1:{free_port()}/")],
+                          timeout=60)
+    assert run.code == 1, run.stdout
+    assert {"WRITE-01", "PROC-01"} <= run.failed(), run.stdout
+    assert "connection refused" in run.requirement("WRITE-01")["failures"][0]["actual"]
+    assert time.monotonic() - started < 30
+
+
+def test_every_must_has_a_broken_twin() -> None:
+    musts = {r.id for r in load_spec("pipeline").requirements if r.level == "MUST"}
+    assert musts == MUST_IDS
