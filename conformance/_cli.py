@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from conformance import __version__, _report_json, _report_junit, _report_terminal
+from conformance import __version__, _batch, _report_json, _report_junit, _report_terminal
 from conformance._plugin import RunOptions
 from conformance._result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunResult
 from conformance._run import run_spec
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a student's server or program against an assignment's spec.",
     )
     parser.add_argument("--version", action="version", version=f"conformance {__version__}")
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run}")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run,batch}")
 
     lst = sub.add_parser("list", help="list the specs and their requirements")
     lst.add_argument("spec", nargs="?", help="one spec (default: all)")
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="for a task server started with its delays multiplied by F (our "
                           "reference's --time-scale): expect them so (%(default)s: the real "
                           "delays)")
+    run.add_argument("--max-rate", type=_positive(float), metavar="R",
+                     help="fuzzing sends at most R requests a second (default: no pacing), to "
+                          "stay polite to a server others use too")
     run.add_argument("--service", action="append", default=[], metavar="ROLE=URL",
                      help="for a spec of several services (pipeline): where one of them "
                           "answers, e.g. writer=http://127.0.0.1:5003/ (default: the base "
@@ -105,7 +108,39 @@ def build_parser() -> argparse.ArgumentParser:
                           "it writes them in (read only)")
     run.add_argument("--startup-timeout", type=_positive(float), default=15.0, metavar="S",
                      help="seconds a started server has to listen (%(default)s)")
+    _add_batch_parser(sub)
     return parser
+
+
+def _add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    batch = sub.add_parser(
+        "batch", help="grade a class: one run per roster line, into a folder",
+        description="Run `conformance run` for every line of ROSTER, a CSV file with the "
+                    "columns student, spec, target (a base URL, or a command; {port} becomes a "
+                    "free port) and optionally args (more `conformance run` options). Writes "
+                    "results.json, results.csv, junit/ and index.html into --out.",
+    )
+    batch.add_argument("roster", type=Path, help="the roster CSV file")
+    batch.add_argument("--out", type=Path, default=Path("grading"), metavar="DIR",
+                       help="where the results go, created if need be (%(default)s)")
+    batch.add_argument("--jobs", type=_positive(int), default=4, metavar="N",
+                       help="targets graded at once (%(default)s)")
+    batch.add_argument("--target-timeout", type=_positive(float), default=600.0, metavar="S",
+                       help="seconds one target's run may take before it is stopped "
+                            "(%(default)s)")
+    batch.add_argument("--rate", type=_positive(float), default=20.0, metavar="R",
+                       help="fuzzing requests per second per target, at most: each run's "
+                            "--max-rate (%(default)s)")
+    batch.add_argument("--seed", type=int, default=0, metavar="N",
+                       help="every run's fuzzing seed, so a re-run gives the same verdicts "
+                            "(%(default)s)")
+    batch.add_argument("--strict", action="store_true", help="SHOULD requirements gate too")
+    batch.add_argument("--timeout", type=_positive(float), metavar="S",
+                       help="passed to every run (default: run's own)")
+    batch.add_argument("--fuzz-examples", type=_positive(int), metavar="N",
+                       help="passed to every run (default: run's own)")
+    batch.add_argument("--fuzz-seconds", type=_positive(float), metavar="S",
+                       help="passed to every run (default: run's own)")
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
@@ -184,7 +219,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                          cache_timeout=args.cache_timeout, redis_url=args.redis_url,
                          time_scale=args.time_scale,
                          services=dict(s.partition("=")[::2] for s in args.service),
-                         output_dir=str(args.output_dir) if args.output_dir else None)
+                         output_dir=str(args.output_dir) if args.output_dir else None,
+                         max_rate=args.max_rate)
     results: list[RunResult] = []
     with _progress(Console(stderr=True)) as progress:
         for spec in specs:
@@ -205,6 +241,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     return max(r.exit_code for r in results) if results else EXIT_FAILED
 
 
+def _batch_command(args: argparse.Namespace, console: Console, err: Console) -> int:
+    options = _batch.BatchOptions(
+        out=args.out, jobs=args.jobs, target_timeout=args.target_timeout, rate=args.rate,
+        seed=args.seed, strict=args.strict, timeout=args.timeout,
+        fuzz_examples=args.fuzz_examples, fuzz_seconds=args.fuzz_seconds)
+    try:
+        return _batch.run_batch(args.roster, options, console, err)
+    except _batch.RosterError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `conformance` command; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -213,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "list":
             return _list(args, console)
+        if args.action == "batch":
+            return _batch_command(args, console, err)
         return _run(args, console)
     except (UsageError, SpecError) as exc:
         err.print(f"conformance: error: {escape(str(exc))}")

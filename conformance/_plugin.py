@@ -37,6 +37,7 @@ class RunOptions:
     time_scale: float = 1.0
     services: dict[str, str] = field(default_factory=dict)  # role -> base URL (--service)
     output_dir: str | None = None  # where a writer's tables are, when it does not serve them
+    max_rate: float | None = None  # fuzzing requests per second, at most (None: no pacing)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import socket
 import xml.etree.ElementTree as ET
@@ -204,3 +205,12 @@ def test_ctrl_c_stops_the_run_and_the_server_it_started(tmp_path: Path) -> None:
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_max_rate_paces_fuzzing(run_conformance) -> None:
+    run = run_conformance("run", "credentials", "--only", "CRED-12", "--max-rate", "5",
+                          "--fuzz-seconds", "2", "--fuzz-examples", "50")
+    assert run.code == 0, run.stdout
+    note = run.requirement("CRED-12")["notes"][0]
+    sent, seconds = re.search(r"sent (\d+) requests in ([\d.]+) s", note).groups()
+    assert 3 <= int(sent) <= 5 * float(seconds) + 2, note

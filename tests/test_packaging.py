@@ -35,7 +35,10 @@ def test_wheel_carries_what_a_run_needs(wheel: Path) -> None:
                    "conformance/_fight_harness.py",
                    "reference/credentials.py", "reference/fight.py",
                    "reference/server_cached.py", "reference/audio.py",
-                   "conformance/_samples/tone.mp3", "conformance/_samples/program.exe"):
+                   "conformance/_samples/tone.mp3", "conformance/_samples/program.exe",
+                   "conformance/_openapi/pipeline.yaml", "reference/pipeline.py",
+                   "conformance/schemas/batch.schema.json",
+                   "conformance/templates/batch/index.html.j2"):
         assert needed in names, needed
     assert not any(n.startswith(("tests/", "fixtures/")) for n in names)
 

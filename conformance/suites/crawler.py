@@ -378,7 +378,8 @@ def test_fuzzed_requests(http: Http, spec: Spec, options: RunOptions, web: Fixtu
     assert spec.openapi is not None
     report = fuzz_check(http, spec.openapi, no_server_error="CRAWL-20", matches_spec="CRAWL-21",
                         seed=options.seed, max_examples=options.fuzz_examples,
-                        seconds=options.fuzz_seconds, adjust=only_fixture_urls)
+                        seconds=options.fuzz_seconds, adjust=only_fixture_urls,
+                        max_rate=options.max_rate)
     note(f"fuzzing sent {report.sent} requests in {report.seconds:.1f} s (seed {options.seed})")
 
 

@@ -213,7 +213,8 @@ def test_fuzzed_queries(http: Http, spec: Spec, options: RunOptions,
     assert spec.openapi is not None
     report = fuzz_check(http, spec.openapi, no_server_error="CRED-12", matches_spec="CRED-13",
                         seed=options.seed, max_examples=options.fuzz_examples,
-                        seconds=options.fuzz_seconds)
+                        seconds=options.fuzz_seconds,
+                        max_rate=options.max_rate)
     note(f"fuzzing sent {report.sent} requests in {report.seconds:.1f} s (seed {options.seed})")
 
 

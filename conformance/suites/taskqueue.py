@@ -329,7 +329,8 @@ def test_fuzzed_requests(http: Http, spec: Spec, options: RunOptions,
     assert spec.openapi is not None
     report = fuzz_check(http, spec.openapi, no_server_error="TQ-21", matches_spec="TQ-22",
                         seed=options.seed, max_examples=options.fuzz_examples,
-                        seconds=options.fuzz_seconds, adjust=no_valid_task)
+                        seconds=options.fuzz_seconds, adjust=no_valid_task,
+                        max_rate=options.max_rate)
     note(f"fuzzing sent {report.sent} requests in {report.seconds:.1f} s (seed {options.seed})")
 
 

@@ -1,0 +1,95 @@
+"""What grading one roster line gave, as every batch report reads it, and the score rule.
+
+Rules: a roster line names a student, a spec and a target (a base URL, or a command that
+starts the server or is the program), with extra `conformance run` options; its grade holds the
+run's own JSON report (conformance/schemas/report.schema.json), or the reason there is none
+(the run was stopped at the time bound, or broke). The score is the weighted share of the
+spec's MUST and SHOULD requirements that passed (MAY never counts), 0 to 100; a line with no
+report scores 0.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from conformance._spec import Spec
+
+VERDICTS = ("pass", "fail", "not_run", "skipped")
+SCORED_LEVELS = ("MUST", "SHOULD")
+
+
+@dataclass(frozen=True)
+class RosterLine:
+    """One line of the roster: who, which spec, what to check."""
+
+    line: int  # its line number in the CSV file, for messages
+    student: str
+    spec: str
+    target: str  # a base URL, or a command line
+    kind: Literal["url", "command"]
+    args: tuple[str, ...] = ()  # extra `conformance run` options, e.g. ("--service", "w=URL")
+
+
+@dataclass
+class Grade:
+    """The outcome of one roster line."""
+
+    entry: RosterLine
+    exit_code: int | None  # the run's exit code; None when it was stopped at the time bound
+    duration_s: float
+    report: dict[str, Any] | None  # the run's JSON report; None when it gave none
+    problem: str = ""  # why there is no report, or what went wrong around the run
+    junit: Path | None = None  # the run's JUnit file, when written
+    score: float = 0.0
+    slug: str = ""  # a file-name-safe, unique name for the student's page
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Every gating requirement passed (the run's exit code was 0)."""
+        return self.exit_code == 0 and self.report is not None
+
+    def verdicts(self) -> dict[str, str]:
+        """Requirement id -> verdict ("pass", "fail", "not_run", "skipped"); {} without report."""
+        if self.report is None:
+            return {}
+        return {r["id"]: r["verdict"] for r in self.report["requirements"]}
+
+    def failures(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(requirement entry, failure) for every failure of the report, in spec order."""
+        if self.report is None:
+            return []
+        return [(r, f) for r in self.report["requirements"] for f in r["failures"]]
+
+
+def score(report: dict[str, Any] | None, spec: Spec) -> float:
+    """The weighted share (0-100) of the spec's MUST and SHOULD requirements the report passed.
+
+    A requirement the run did not report (a run limited with --only) counts as not passed.
+    """
+    if report is None:
+        return 0.0
+    verdicts = {r["id"]: r["verdict"] for r in report["requirements"]}
+    scored = [r for r in spec.requirements if r.level in SCORED_LEVELS]
+    total = sum(r.weight for r in scored)
+    if not total:
+        return 0.0
+    won = sum(r.weight for r in scored if verdicts.get(r.id) == "pass")
+    return round(100.0 * won / total, 1)
+
+
+def slugs(students: list[str]) -> list[str]:
+    """A file-name-safe name per student, unique in the list, stable for the same list."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for name in students:
+        ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+        base = re.sub(r"[^A-Za-z0-9]+", "-", ascii_name).strip("-").lower() or "student"
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.append(base if n == 0 else f"{base}-{n + 1}")
+    return out

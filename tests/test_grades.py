@@ -1,0 +1,49 @@
+"""The score rule and the students' page names: weights count, MAY never does, a missing report
+scores 0, and every student gets a name of their own."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from conformance import load_spec
+from conformance._grades import score, slugs
+
+
+def report_of(verdicts: dict[str, str]) -> dict[str, object]:
+    return {"requirements": [{"id": rid, "verdict": v} for rid, v in verdicts.items()]}
+
+
+def test_score_is_the_weighted_share_of_must_and_should_passed() -> None:
+    spec = load_spec("credentials")
+    scored = [r for r in spec.requirements if r.level in ("MUST", "SHOULD")]
+    heavy = scored[0].id
+    weighted = dataclasses.replace(spec, requirements=tuple(
+        dataclasses.replace(r, weight=3.0) if r.id == heavy else r for r in spec.requirements),
+        by_id={})
+    everything = {r.id: "pass" for r in spec.requirements}
+    assert score(report_of(everything), weighted) == 100.0
+    only_heavy_failed = everything | {heavy: "fail"}
+    total = len(scored) - 1 + 3.0
+    assert score(report_of(only_heavy_failed), weighted) == round(100 * (total - 3) / total, 1)
+    assert score(report_of(only_heavy_failed), spec) == round(
+        100 * (len(scored) - 1) / len(scored), 1)
+
+
+def test_may_never_counts_and_unreported_is_not_passed() -> None:
+    spec = load_spec("crawler")
+    mays = [r.id for r in spec.requirements if r.level == "MAY"]
+    assert mays, "crawler has MAY requirements"
+    everything = {r.id: "pass" for r in spec.requirements}
+    assert score(report_of(everything | {m: "fail" for m in mays}), spec) == 100.0
+    first = spec.requirements[0].id
+    assert score(report_of({k: v for k, v in everything.items() if k != first}), spec) < 100
+    assert score(None, spec) == 0.0
+
+
+def test_every_student_gets_a_page_name_of_their_own() -> None:
+    names = ["Ada Lovelace", "ada lovelace", "Ада", "<script>", "", "A/B"]
+    got = slugs(names)
+    assert len(set(got)) == len(got)
+    assert got[0] == "ada-lovelace" and got[1] == "ada-lovelace-2"
+    assert all(s and all(c.isalnum() or c == "-" for c in s) for s in got)
+    assert slugs(names) == got
