@@ -17,7 +17,13 @@ import warnings
 # Packages a run uses; their submodules are mostly imported lazily, halfway through a run.
 PACKAGES = ("conformance", "_pytest", "schemathesis", "hypothesis", "httpx", "httpcore", "h11",
             "anyio", "jsonschema", "referencing", "requests", "urllib3", "charset_normalizer")
-SKIP = ("conformance.suites", "conformance._preload", "hypothesis.extra")
+# Not needed by runs of HTTP specs, and slow to import: GraphQL, schemathesis's own command line
+# and pytest plugin, the in-process servers of the client suites (FastAPI, Flask), the docs.
+SKIP = ("conformance.suites", "conformance._preload", "conformance._queue_server",
+        "conformance._audio_server", "conformance._docs", "hypothesis.extra",
+        "schemathesis.graphql", "schemathesis.specs.graphql", "schemathesis.cli",
+        "schemathesis.pytest", "schemathesis.engine", "schemathesis.contrib",
+        "anyio._backends._trio", "anyio.pytest_plugin")
 
 
 def _wanted(name: str) -> bool:
@@ -25,26 +31,25 @@ def _wanted(name: str) -> bool:
     return last != "__main__" and not name.startswith(SKIP) and ".tests" not in name
 
 
+def _import_tree(name: str) -> int:
+    """Import module `name` and, for a package, its wanted submodules; how many were imported.
+    (pkgutil.walk_packages would import every subpackage, wanted or not, to look inside.)"""
+    try:
+        module = importlib.import_module(name)
+    except (Exception, SystemExit):  # an optional extra that is not installed: no matter
+        return 0
+    count = 1
+    for info in pkgutil.iter_modules(getattr(module, "__path__", None) or [], name + "."):
+        if _wanted(info.name):
+            count += _import_tree(info.name)
+    return count
+
+
 def preload(packages: tuple[str, ...] = PACKAGES) -> int:
-    """Import `packages` and all their submodules that import cleanly; how many were imported."""
-    count = 0
+    """Import `packages` and all their wanted submodules that import cleanly; how many."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name in packages:
-            try:
-                package = importlib.import_module(name)
-            except Exception:  # an absent optional package is no problem here
-                continue
-            count += 1
-            walk = pkgutil.walk_packages(getattr(package, "__path__", []), name + ".",
-                                         onerror=lambda _: None)
-            for info in walk:
-                if not _wanted(info.name):
-                    continue
-                with contextlib.suppress(Exception, SystemExit):
-                    importlib.import_module(info.name)
-                    count += 1
-    return count
+        return sum(_import_tree(name) for name in packages)
 
 
 def _local_constants() -> None:
