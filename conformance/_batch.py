@@ -206,8 +206,8 @@ def read_roster(path: Path) -> list[RosterLine]:
 
 def run_argv(entry: RosterLine, options: BatchOptions, json_path: Path,
              junit_path: Path) -> list[str]:
-    """The `conformance run` command line of one roster line."""
-    argv = [sys.executable, "-m", "conformance", "run", entry.spec,
+    """The `conformance` arguments of one roster line's run (`run SPEC ...`)."""
+    argv = ["run", entry.spec,
             "--base-url" if entry.kind == "url" else "--command", entry.target, *entry.args,
             "--seed", str(options.seed), "--max-rate", f"{options.rate:g}",
             "--json", str(json_path), "--junit", str(junit_path)]
@@ -285,12 +285,12 @@ class _Forked:
 
 
 def _start(argv: list[str], out: io.BufferedWriter) -> subprocess.Popen[bytes] | _Forked:
-    """Start one `conformance run` (argv as `run_argv` gives it) with its output in `out`: forked
-    from the fork server where there is one, else a fresh interpreter."""
-    if "forkserver" in multiprocessing.get_all_start_methods() and argv[1:3] == ["-m",
-                                                                                "conformance"]:
-        return _Forked(argv[3:], out)
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+    """Start one `conformance` with these arguments (as `run_argv` gives them) and its output in
+    `out`: forked from the fork server where there is one, else a fresh interpreter."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        return _Forked(argv, out)
+    return subprocess.Popen([sys.executable, "-m", "conformance", *argv],
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True, env=_child_env())
 
 
@@ -356,7 +356,7 @@ def grade_line(entry: RosterLine, slug: str, options: BatchOptions, scratch: Pat
         try:
             popen: subprocess.Popen[bytes] | _Forked = _start(argv, out)
         except OSError as exc:
-            return _finish(entry, slug, options, None, time.monotonic() - t0, None,
+            return _finish(entry, slug, None, time.monotonic() - t0, None,
                            f"cannot start the run: {exc.strerror or exc}", junit_path, log)
         deadline = t0 + options.target_timeout
         while True:
@@ -372,9 +372,9 @@ def grade_line(entry: RosterLine, slug: str, options: BatchOptions, scratch: Pat
     duration = time.monotonic() - t0
     if stopped:
         problem = f"stopped at the time bound of {options.target_timeout:g} s"
-        return _finish(entry, slug, options, None, duration, None, problem, junit_path, log)
+        return _finish(entry, slug, None, duration, None, problem, junit_path, log)
     if code is None:
-        return _finish(entry, slug, options, None, duration, None, "interrupted", junit_path, log)
+        return _finish(entry, slug, None, duration, None, "interrupted", junit_path, log)
     report, problem = _load_report(json_path)
     if report is None:
         tail = _tail(log)
@@ -382,10 +382,10 @@ def grade_line(entry: RosterLine, slug: str, options: BatchOptions, scratch: Pat
         problem += f"; its output ends:\n{tail}" if tail else ""
     elif report.get("error"):
         problem = report["error"]
-    return _finish(entry, slug, options, code, duration, report, problem, junit_path, log)
+    return _finish(entry, slug, code, duration, report, problem, junit_path, log)
 
 
-def _finish(entry: RosterLine, slug: str, options: BatchOptions, code: int | None,
+def _finish(entry: RosterLine, slug: str, code: int | None,
             duration: float, report: dict[str, Any] | None, problem: str, junit_path: Path,
             log: Path) -> Grade:
     grade = Grade(entry=entry, exit_code=code, duration_s=round(duration, 3), report=report,

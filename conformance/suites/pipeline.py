@@ -184,10 +184,10 @@ def one_by_one(services: dict[str, Http], tables: Tables) -> dict[str, Any]:
     receiver = services["receiver"]
     before = len(tables.snapshot().records.rows)
     x = _fresh_id()
-    seen: dict[str, Any] = {"since": before, "ids": {}}
+    seen: dict[str, Any] = {}
     started = time.monotonic()
     ex = _post(receiver, "/requests", {"id": x, "delay": 0.3}, timeout=5, requirement="RECV-01")
-    seen["x"] = (x, 0.3, ex, started)
+    seen["x"] = (x, 0.3, ex)
     snap, at = tables.wait_for({str(x)}, before, 3.0)
     seen["x_written"] = None if at is None else at - (started + ex.elapsed)
     a, b = _fresh_id(), _fresh_id()
@@ -210,7 +210,7 @@ def one_by_one(services: dict[str, Http], tables: Tables) -> dict[str, Any]:
 def test_receiver_answers_once_processed_and_hands_the_record_on(
         one_by_one: dict[str, Any], tables: Tables) -> None:
     """POST /requests answers 200 naming the id after the delay, and the record is written."""
-    x, delay, ex, _ = one_by_one["x"]
+    x, delay, ex = one_by_one["x"]
     body = _body(ex)
     if ex.status != 200 or not isinstance(body, dict) or str(body.get("id")) != str(x):
         raise CheckFailure(f"{ex.request_line} answered {ex.status}",
@@ -232,7 +232,7 @@ def test_receiver_answers_once_processed_and_hands_the_record_on(
 def test_receivers_answer_and_errors_are_ours(one_by_one: dict[str, Any],
                                               services: dict[str, Http]) -> None:
     """The answer gives receive_time and asyncAnswer; a body that is not a job gets 400."""
-    _, _, ex, _ = one_by_one["x"]
+    _, _, ex = one_by_one["x"]
     body = _body(ex)
     if not (isinstance(body, dict) and body.get("asyncAnswer") == "Ok"
             and isinstance(body.get("receive_time"), str)
@@ -250,7 +250,7 @@ def test_receivers_answer_and_errors_are_ours(one_by_one: dict[str, Any],
 def test_each_record_is_written_as_soon_as_its_turn_comes(one_by_one: dict[str, Any],
                                                           tables: Tables) -> None:
     """A record alone is written within 1 s; one behind a slower one, within 1 s of it."""
-    x, _, ex, _ = one_by_one["x"]
+    x, _, ex = one_by_one["x"]
     limit = SLACK["written"]
     took = one_by_one["x_written"]
     if took is None or took > limit:
