@@ -87,13 +87,21 @@ def main(argv: list[str] | None = None) -> int:
                             str(Path(tmp) / "grading"), "--jobs", str(args.jobs), "--rate",
                             "20", *common], TIME_LIMIT)
         results = json.loads((Path(tmp) / "grading" / "results.json").read_text())
+        logs = {log.stem: log.read_text(encoding="utf-8")
+                for log in (Path(tmp) / "grading" / "logs").glob("*.log")}
     passed = {s["student"]: s["passed"] for s in results["students"]}
     wrong = [student for student, _, should in lines if passed.get(student) != should]
     for s in results["students"]:
-        if s["student"] in wrong and s["report"]:
-            for r in s["report"]["requirements"]:
-                if r["verdict"] == "fail" and r["gating"]:
-                    console.print(f"{s['student']}: {r['id']} {r['failures'][0]['message']}")
+        if s["student"] not in wrong:
+            continue
+        # Why a verdict went wrong is the whole point of looking: say all we know of it.
+        console.print(f"{s['student']}: exit {s['exit_code']}, {s['duration_s']} s, "
+                      f"problem {s['problem']!r}")
+        for r in (s["report"] or {}).get("requirements", []):
+            if r["verdict"] not in ("pass", "skip"):
+                first = r["failures"][0]["message"] if r["failures"] else ""
+                console.print(f"  {r['id']} {r['verdict']}: {first}", markup=False)
+        console.print(logs.get(s["slug"], "(no log)")[-3000:], markup=False)
     table = Table(title=f"{len(lines)} crawler targets, {args.jobs} at a time")
     for column in ("measure", "value"):
         table.add_column(column)

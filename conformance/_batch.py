@@ -60,14 +60,14 @@ from rich.table import Table
 
 from conformance import _report_csv
 from conformance._grades import Grade, RosterLine, score, slugs
-from conformance._report_json import report_schema
+from conformance._report_json import report_schema, report_validator
 from conformance._spec import load_spec, spec_names
 from conformance._target import TargetError, host_port, split_command
 
 SCHEMA_VERSION = 1
 REQUIRED_COLUMNS = ("student", "spec", "target")
 STOP_GRACE = 5.0  # seconds between the SIGINT and the SIGKILL of a run past its time bound
-POLL = 0.2  # seconds between looks at a running run, so a time bound or Ctrl+C is seen soon
+POLL = 0.5  # seconds between looks at a running run, so a time bound or Ctrl+C is seen soon
 TAIL_LINES = 15
 TAIL_CHARS = 2000
 # Characters XML 1.0 cannot hold; a run's output may carry them into a JUnit message.
@@ -329,7 +329,7 @@ def _load_report(path: Path) -> tuple[dict[str, Any] | None, str]:
         return None, ""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
-        jsonschema.validate(report, report_schema())
+        report_validator().validate(report)
     except (OSError, ValueError, jsonschema.ValidationError) as exc:
         return None, f"its JSON report is unreadable: {str(exc).splitlines()[0]}"
     return report, ""

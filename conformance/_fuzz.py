@@ -2,13 +2,16 @@
 checks, findings mapped onto two requirements ("no server errors", "answers match the spec");
 an answer the document links to another operation (POST -> GET) is followed and judged too.
 
-Rules: generation is seeded and bounded in examples and seconds; no shrinking, so a failure is
-the first one found (its curl line reproduces it); requests go through our `Http`, so each has
-the run's deadline; a request that gets no answer counts against "no server errors".
+Rules: generation is seeded and bounded in examples and seconds, each operation getting its
+share of the seconds left, and it stops when they run out (nothing generated goes unsent); no
+shrinking, so a failure is the first one found (its curl line reproduces it); requests go
+through our `Http`, so each has the run's deadline; a request that gets no answer counts
+against "no server errors".
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +40,11 @@ _SPEC_CHECKS = [status_code_conformance, content_type_conformance, response_sche
 _OWN_HEADERS = {
     "user-agent", "accept-encoding", "accept", "connection", "x-schemathesis-testcaseid",
 }
+
+
+class _Enough(BaseException):
+    """Stops hypothesis's generation once the time is up (a BaseException, so hypothesis does
+    not take it for a failure of the test and re-run it)."""
 
 
 @dataclass
@@ -118,7 +126,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
     schema = schemathesis.openapi.from_dict(document)
     report = FuzzReport()
     started = time.monotonic()
-    deadline = started + seconds
+    deadline = started + seconds  # of the operation being fuzzed; set per operation below
     gap = 1.0 / max_rate if max_rate else 0.0
     next_at = started
 
@@ -143,8 +151,12 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
                     if rid == matches_spec else "a status below 500",
                     actual=ex.summary(), reproduce=ex.curl(), requirement=rid)
 
+    def done() -> bool:
+        """Whether the operation's time is up, or both requirements already failed."""
+        return time.monotonic() > deadline or len(report.failures) == 2
+
     def send(case: schemathesis.Case, depth: int = 0) -> None:
-        if time.monotonic() > deadline or len(report.failures) == 2:
+        if done():
             return
         kw = case.as_transport_kwargs(base_url=http.base_url)
         headers = {k: str(v) for k, v in (kw.get("headers") or {}).items()
@@ -176,8 +188,11 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
             linked = schema.find_operation_by_id(operation_id)
             send(linked.Case(path_parameters=params), depth + 1)
 
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for left, operation in zip(range(len(operations), 0, -1), operations, strict=True):
+        # Each operation gets its share of the time still left, so a slow or paced first
+        # operation cannot starve the others of fuzzing.
+        deadline = time.monotonic() + max(0.0, started + seconds - time.monotonic()) / left
 
         @hypothesis.settings(max_examples=max_examples, deadline=None, database=None,
                              phases=[Phase.explicit, Phase.generate], print_blob=False,
@@ -185,9 +200,14 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
         @hypothesis.seed(seed)
         @hypothesis.given(operation.as_strategy())
         def run(case: schemathesis.Case) -> None:
+            if done():
+                raise _Enough  # generating more would only cost CPU: nothing more is sent
             send(case)
 
-        run()
+        with contextlib.suppress(_Enough):
+            run()
+        if len(report.failures) == 2:
+            break
     report.seconds = time.monotonic() - started
     return report
 

@@ -16,11 +16,14 @@ import warnings
 
 # Packages a run uses; their submodules are mostly imported lazily, halfway through a run.
 PACKAGES = ("conformance", "_pytest", "schemathesis", "hypothesis", "httpx", "httpcore", "h11",
-            "anyio", "jsonschema", "referencing", "requests", "urllib3", "charset_normalizer")
+            "anyio", "jsonschema", "referencing", "requests", "urllib3", "charset_normalizer",
+            "rich")
 # Not needed by runs of HTTP specs, and slow to import: GraphQL, schemathesis's own command line
-# and pytest plugin, the in-process servers of the client suites (FastAPI, Flask), the docs.
+# and pytest plugin, the in-process servers of the client suites and what runs them (FastAPI,
+# Flask, the references they serve), the docs.
 SKIP = ("conformance.suites", "conformance._preload", "conformance._queue_server",
-        "conformance._audio_server", "conformance._docs", "hypothesis.extra",
+        "conformance._client_run", "conformance._audio_server", "conformance._docs",
+        "hypothesis.extra",
         "schemathesis.graphql", "schemathesis.specs.graphql", "schemathesis.cli",
         "schemathesis.pytest", "schemathesis.engine", "schemathesis.contrib",
         "anyio._backends._trio", "anyio.pytest_plugin")

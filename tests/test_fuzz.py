@@ -1,0 +1,104 @@
+"""Fuzzing (conformance/_fuzz.py) against a small loopback API of two operations: every operation
+gets its share of the time, and the time bound stops generation as well as sending."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance._fuzz import fuzz
+from conformance._http import Http
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {"title": "things", "version": "1"},
+    "paths": {
+        "/things": {"post": {
+            "operationId": "createThing",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["name"],
+                "properties": {"name": {"type": "string", "maxLength": 5}}}}}},
+            "responses": {"201": {"description": "made", "content": {"application/json": {
+                "schema": {"type": "object"}}}}},
+        }},
+        "/things/{thing}": {"get": {
+            "operationId": "getThing",
+            "parameters": [{"name": "thing", "in": "path", "required": True,
+                            "schema": {"type": "string", "maxLength": 5}}],
+            "responses": {"200": {"description": "found", "content": {"application/json": {
+                "schema": {"type": "object"}}}}},
+        }},
+    },
+}
+
+
+class _Things(BaseHTTPRequestHandler):
+    hits: Counter[str]
+
+    def _answer(self, status: int) -> None:
+        body = json.dumps({"ok": True}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.hits["POST"] += 1
+        self._answer(201)
+
+    def do_GET(self) -> None:
+        self.hits["GET"] += 1
+        self._answer(200)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def things(tmp_path: Path) -> Iterator[tuple[str, Path, Counter[str]]]:
+    """The API's base URL, its OpenAPI file, and the requests it got by method."""
+    hits: Counter[str] = Counter()
+    handler = type("Things", (_Things,), {"hits": hits})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    openapi = tmp_path / "things.yaml"
+    openapi.write_text(yaml.safe_dump(DOCUMENT), encoding="utf-8")
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", openapi, hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_paced_first_operation_leaves_time_for_the_second(things) -> None:
+    base, openapi, hits = things
+    with Http(base, timeout=5) as http:
+        report = fuzz(http, openapi, no_server_error="X-1", matches_spec="X-2", seed=0,
+                      max_examples=100, seconds=2.0, max_rate=10)
+    assert report.failures == {}
+    # 10 a second for 2 s, in halves: neither operation has all the time, both get some.
+    assert hits["POST"] >= 3 and hits["GET"] >= 3, hits
+    assert report.sent == hits["POST"] + hits["GET"]
+
+
+def test_the_time_bound_stops_generation_too(things) -> None:
+    base, openapi, _ = things
+    started = time.monotonic()
+    with Http(base, timeout=5) as http:
+        report = fuzz(http, openapi, no_server_error="X-1", matches_spec="X-2", seed=0,
+                      max_examples=5000, seconds=1.0, max_rate=20)
+    took = time.monotonic() - started
+    # Generating the 9,960 examples nobody would send takes tens of seconds; stopping takes none.
+    assert took < 10, f"fuzzing for 1 s took {took:.1f} s"
+    assert 0 < report.sent <= 25
