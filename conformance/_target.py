@@ -1,15 +1,17 @@
 """Targets: the server under test, by URL or started from a command, and its process's lifetime.
 
 Rules: a command is split like a shell would (no shell runs it); `{port}` in it becomes a free
-loopback port, or the base URL's port when one is given; a started server gets a process group of
-its own and is stopped with SIGINT (its Ctrl+C), then SIGTERM, then SIGKILL; its output goes to a
-file so a full pipe never blocks it, and its last lines explain a failure to answer.
+loopback port (one no other run on the machine holds), or the base URL's port when one is given;
+a started server gets a process group of its own and is stopped with SIGINT (its Ctrl+C), then
+SIGTERM, then SIGKILL; its output goes to a file so a full pipe never blocks it, and its last
+lines explain a failure to answer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shlex
 import signal
 import socket
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -27,11 +30,65 @@ class TargetError(Exception):
     """The target cannot be set up as asked (a usage problem, not a verdict)."""
 
 
+# Ports handed out lie below the kernel's ephemeral range, where no bind to port 0 (another
+# run's fixture web, say) and no outgoing connection lands: a server started on one then finds
+# it still free when it binds. Runs on one machine (a batch's, in parallel) also hold a lock per
+# port handed out, so no two pick the same one; without either a port could be another's by the
+# time the server binds, and a run would check whatever listens there instead of its server.
+_PORT_SPAN = 10_000
+_PORT_LOCKS = Path(tempfile.gettempdir()) / "conformance-ports.lock"
+_held: dict[str, Any] = {"pid": None, "file": None, "ports": set()}
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; other systems start theirs higher
+
+
+def _claim(port: int) -> bool:
+    """Lock byte `port` of the shared lock file for this process's lifetime (POSIX record
+    locks: gone when the process ends, not inherited by forks); True when no other process
+    holds it, or where there are no such locks."""
+    if _held["pid"] != os.getpid():
+        _held.update(pid=os.getpid(), file=None, ports=set())
+        with contextlib.suppress(OSError):  # another user's file: the range alone must do
+            _held["file"] = _PORT_LOCKS.open("a+b")
+    if port in _held["ports"]:  # a process's own locks never conflict: remember its ports
+        return False
+    _held["ports"].add(port)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the range alone keeps ports apart
+        return True
+    if _held["file"] is None:
+        return True
+    try:
+        fcntl.lockf(_held["file"], fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+    except OSError:
+        return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port nothing listens on right now, and no other run of this machine was given."""
+    low = _ephemeral_low()
+    if low - _PORT_SPAN < 1024:  # no room below the ephemeral range: let the kernel choose
+        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.bind((host, 0))
+            return sock.getsockname()[1]
+    for _ in range(200):
+        port = random.randrange(low - _PORT_SPAN, low)
+        if not _claim(port):
+            continue
+        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue  # another program's: keep the claim, so it is not tried again
+        return port
+    raise TargetError(f"no free port found below {low} on {host}")
 
 
 def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
