@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"{s['student']}: exit {s['exit_code']}, {s['duration_s']} s, "
                       f"problem {s['problem']!r}")
         for r in (s["report"] or {}).get("requirements", []):
-            if r["verdict"] not in ("pass", "skip"):
+            if r["verdict"] not in ("pass", "skipped"):
                 first = r["failures"][0]["message"] if r["failures"] else ""
                 console.print(f"  {r['id']} {r['verdict']}: {first}", markup=False)
         console.print(logs.get(s["slug"], "(no log)")[-3000:], markup=False)

@@ -21,9 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 from urllib.parse import urlsplit
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: ports are kept apart by their range alone
+    fcntl = None  # type: ignore[assignment]
 
 
 class TargetError(Exception):
@@ -37,9 +43,22 @@ class TargetError(Exception):
 # time the server binds, and a run would check whatever listens there instead of its server.
 _PORT_SPAN = 10_000
 _PORT_LOCKS = Path(tempfile.gettempdir()) / "conformance-ports.lock"
-_held: dict[str, Any] = {"pid": None, "file": None, "ports": set()}
 
 
+@dataclass
+class _Claims:
+    """This process's port claims: the open lock file (None where it cannot be opened) and
+    the ports handed out (a process's own locks never conflict, so it remembers them)."""
+
+    pid: int
+    file: BinaryIO | None
+    ports: set[int] = field(default_factory=set)
+
+
+_claims: _Claims | None = None
+
+
+@cache
 def _ephemeral_low() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
@@ -50,22 +69,20 @@ def _ephemeral_low() -> int:
 def _claim(port: int) -> bool:
     """Lock byte `port` of the shared lock file for this process's lifetime (POSIX record
     locks: gone when the process ends, not inherited by forks); True when no other process
-    holds it, or where there are no such locks."""
-    if _held["pid"] != os.getpid():
-        _held.update(pid=os.getpid(), file=None, ports=set())
-        with contextlib.suppress(OSError):  # another user's file: the range alone must do
-            _held["file"] = _PORT_LOCKS.open("a+b")
-    if port in _held["ports"]:  # a process's own locks never conflict: remember its ports
+    holds it, or where there are no such locks (then the range alone keeps ports apart)."""
+    global _claims
+    if _claims is None or _claims.pid != os.getpid():
+        lock_file = None
+        with contextlib.suppress(OSError):  # another user's file
+            lock_file = _PORT_LOCKS.open("a+b")
+        _claims = _Claims(os.getpid(), lock_file)
+    if port in _claims.ports:
         return False
-    _held["ports"].add(port)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: the range alone keeps ports apart
-        return True
-    if _held["file"] is None:
+    _claims.ports.add(port)
+    if fcntl is None or _claims.file is None:
         return True
     try:
-        fcntl.lockf(_held["file"], fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
+        fcntl.lockf(_claims.file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port)
     except OSError:
         return False
     return True
