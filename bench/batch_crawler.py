@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,8 @@ from rich.table import Table
 
 from conformance import load_spec
 from conformance._run import reference_command
-from fixtures.crawler import VARIANTS
+from fixtures._twins import command
+from fixtures.crawler import CRAWLERS
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = 30
@@ -42,9 +42,8 @@ AIM = 4.0
 def roster(count: int) -> list[tuple[str, str, bool]]:
     """(student, command, should pass): every crawler variant, then reference copies."""
     reference = reference_command(load_spec("crawler"))
-    py = shlex.quote(sys.executable)
-    lines = [(f"twin-{name}", f"{py} -m fixtures.crawler {name} --port {{port}}",
-              not variant.broken) for name, variant in sorted(VARIANTS.items())]
+    lines = [(f"twin-{t.name}", command(t), not t.broken)
+             for t in sorted(CRAWLERS, key=lambda t: t.name)]
     lines = lines[:count]
     n = 1
     while len(lines) < count:

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+# pytest.skip.Exception is this class; named by its module, as a type checker cannot follow the
+# attribute pytest hangs it on.
+from _pytest.outcomes import Skipped
+
 from conformance._http import Exchange
 
 
@@ -32,7 +36,7 @@ class CheckFailure(AssertionError):
         self.requirement = requirement
 
 
-class NotRun(pytest.skip.Exception):
+class NotRun(Skipped):
     """A check cannot judge its requirement because something it builds on is missing (for
     instance no way to create a task was found); the requirement is reported "not run"."""
 
@@ -81,3 +85,11 @@ def expect_equal(ex: Exchange, what: str, actual: Any, expected: Any, *,
         raise CheckFailure(f"{ex.request_line}: {what} is {actual!r}, expected {expected!r}",
                            expected=repr(expected), actual=ex.summary(),
                            reproduce=ex.curl(), requirement=requirement)
+
+
+def raise_all(failures: list[CheckFailure]) -> None:
+    """Raise the failures found, if any: one as itself, several together."""
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise CheckFailures(failures)

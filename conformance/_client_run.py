@@ -1,9 +1,10 @@
-"""What the client suites share: one run of a client program as the server it talked to saw it,
-how that run is told in a failure, and the client's environment.
+"""What the client suites share: their `--server-port` option, one run of a client program as
+the server it talked to saw it, how that run is told in a failure, and the client's environment.
 
 Rules: a run's `actual` names how it ended, the requests it sent and the ends of its stdout and
 stderr; its reproducer is what listened where, then the client's command line; a client has no
-proxy settings, since its server is on loopback.
+proxy settings, since its server is on loopback. Importing this module stays light (a spec's
+options are read by every command): no server library at import time.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conformance._checks import CheckFailure
-from conformance._queue_server import Seen
-from conformance._target import Completed
+from conformance._options import SpecOptions, option, positive_int
+from conformance._target import Completed, ProgramTarget
+
+if TYPE_CHECKING:
+    from conformance._servers import Seen
 
 TRACEBACK = "Traceback (most recent call last)"
 MAX_MESSAGE_LINES = 4  # "a short message"
@@ -24,6 +29,20 @@ PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 USAGE = re.compile(r"usage:|invalid choice|unrecognized arguments|arguments are required|"
                    r"no such (sub)?command|unknown (sub)?command|invalid (sub)?command|"
                    r"error: argument", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ClientOptions(SpecOptions):
+    """The options of a spec whose program is a client of a server the suite plays."""
+
+    server_port: int | None = option(
+        None, parse=positive_int, metavar="N",
+        help="the local port where the program expects its server, which the suite plays "
+             "(default: the port in the command's {port}, else the spec's default address)")
+
+    def program_port(self) -> int | None:
+        """The port given with --server-port, if any."""
+        return self.server_port
 
 
 def tail(text: str, limit: int = 600) -> str:
@@ -97,6 +116,27 @@ class ClientRun:
             return ""
         found = [line for line in nonblank(self.output) if USAGE.search(line)]
         return found[-1] if found else ""
+
+
+def unreached_hint(program: ProgramTarget, default_port: int) -> str:
+    """Why a client's requests may not have reached the server the suite played: the address
+    it was to find it at ('' when its command gave one)."""
+    if any("{port}" in word for word in program.argv):
+        return ""
+    if program.port == default_port:
+        return (f"; with no address in its command, the client must use its default, "
+                f"127.0.0.1:{default_port}")
+    return "; the suite was told (--server-port) that the client expects that port"
+
+
+def found_note(program: ProgramTarget, default_port: int) -> str:
+    """Where the client found its server, for the report's notes."""
+    if any("{port}" in word for word in program.argv):
+        return (f"the command gives the server's address ({{port}}), so the default "
+                f"127.0.0.1:{default_port} was not exercised")
+    if program.port == default_port:
+        return f"the client found its server at the default address, 127.0.0.1:{default_port}"
+    return f"the client found its server on port {program.port} (--server-port)"
 
 
 def expect_clean_failure(obs: ClientRun, situation: str, rid: str,

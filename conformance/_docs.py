@@ -17,6 +17,7 @@ import jinja2
 import swagger_ui
 import yaml
 
+from conformance._options import Option, core_options
 from conformance._spec import Spec, load_spec, openapi_dir, spec_names
 
 _SUFFIX = ".requirements.yaml"
@@ -48,7 +49,21 @@ def _env() -> jinja2.Environment:
     env.filters["pretty"] = pretty_json
     env.filters["cell"] = md_cell
     env.filters["schema_type"] = schema_type
+    env.filters["option_help"] = option_help
+    env.filters["option_default"] = option_default
     return env
+
+
+def option_help(o: Option) -> str:
+    """An option's help text with its default filled in, as `--help` shows it."""
+    return o.help.replace("%(default)s", str(o.default))
+
+
+def option_default(o: Option) -> str:
+    """An option's default for a table cell ("" when it has none)."""
+    if o.default is None or o.default == {} or o.kind == "bool":
+        return ""
+    return f"{o.default:g}" if isinstance(o.default, float) else str(o.default)
 
 
 def pretty_json(value: Any) -> str:
@@ -67,7 +82,7 @@ def schema_type(schema: dict[str, Any] | None) -> str:
     if not schema:
         return ""
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[-1]
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
     kind = schema.get("type", "enum" if "enum" in schema else "")
     text = " or ".join(kind) if isinstance(kind, list) else str(kind)
     return f"{text} ({schema['format']})" if "format" in schema else text
@@ -140,7 +155,7 @@ def build(out: Path) -> list[Path]:
             text = env.get_template(template).render(context)
             written.append(_write(out / API_DIR / f"{stem}{suffix}", text))
 
-    context = {"specs": specs, "apis": sorted(apis)}
+    context = {"specs": specs, "apis": sorted(apis), "core_options": core_options()}
     for page in TOP_FILES:
         text = env.get_template(f"{page}.j2").render(context)
         written.append(_write(out / page, text))

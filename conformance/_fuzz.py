@@ -30,12 +30,18 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.errors import InvalidSchema
+from schemathesis.core.result import Err, Ok
 from schemathesis.errors import FailureGroup
+from schemathesis.schemas import APIOperation
 
 from conformance._checks import CheckFailure, CheckFailures
 from conformance._http import Exchange, Http
 
-_SPEC_CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
+Case = schemathesis.Case[Any]
+CheckFunction = Callable[[Any, Any, Case], bool | None]
+_SPEC_CHECKS: list[CheckFunction] = [status_code_conformance, content_type_conformance,
+                                     response_schema_conformance]
 # Headers schemathesis adds for itself; the target sees only what the operation defines.
 _OWN_HEADERS = {
     "user-agent", "accept-encoding", "accept", "connection", "x-schemathesis-testcaseid",
@@ -109,6 +115,15 @@ def without_extensions(document: dict[str, Any]) -> None:
             del document["paths"][path]
 
 
+def _operation(result: Ok[APIOperation[Any, Any, Any, Any]] | Err[InvalidSchema]
+               ) -> APIOperation[Any, Any, Any, Any]:
+    """The operation of a schema's listing; our own OpenAPI documents are valid, so an invalid
+    one is a bug of ours and raises."""
+    if isinstance(result, Err):
+        raise result.err()
+    return result.ok()
+
+
 def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, seed: int,
          max_examples: int, seconds: float,
          adjust: Callable[[dict[str, Any]], None] | None = None,
@@ -137,8 +152,10 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
             time.sleep(min(next_at - now, max(0.0, deadline - now)))
         next_at = max(now, next_at) + gap
 
-    def judge(case: schemathesis.Case, ex: Exchange) -> None:
-        for rid, checks in ((no_server_error, [not_a_server_error]), (matches_spec, _SPEC_CHECKS)):
+    def judge(case: Case, ex: Exchange) -> None:
+        plan: tuple[tuple[str, list[CheckFunction]], ...] = (
+            (no_server_error, [not_a_server_error]), (matches_spec, _SPEC_CHECKS))
+        for rid, checks in plan:
             if rid in report.failures:
                 continue
             try:
@@ -155,7 +172,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
         """Whether the operation's time is up, or both requirements already failed."""
         return time.monotonic() > deadline or len(report.failures) == 2
 
-    def send(case: schemathesis.Case, depth: int = 0) -> None:
+    def send(case: Case, depth: int = 0) -> None:
         if done():
             return
         kw = case.as_transport_kwargs(base_url=http.base_url)
@@ -188,7 +205,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
             linked = schema.find_operation_by_id(operation_id)
             send(linked.Case(path_parameters=params), depth + 1)
 
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [_operation(result) for result in schema.get_all_operations()]
     for left, operation in zip(range(len(operations), 0, -1), operations, strict=True):
         # Each operation gets its share of the time still left, so a slow or paced first
         # operation cannot starve the others of fuzzing.
@@ -199,7 +216,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
                              suppress_health_check=list(HealthCheck))
         @hypothesis.seed(seed)
         @hypothesis.given(operation.as_strategy())
-        def run(case: schemathesis.Case) -> None:
+        def run(case: Case) -> None:
             if done():
                 raise _Enough  # generating more would only cost CPU: nothing more is sent
             send(case)

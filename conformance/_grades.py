@@ -2,10 +2,10 @@
 
 Rules: a roster line names a student, a spec and a target (a base URL, or a command that
 starts the server or is the program), with extra `conformance run` options; its grade holds the
-run's own JSON report (conformance/schemas/report.schema.json), or the reason there is none
-(the run was stopped at the time bound, or broke). The score is the weighted share of the
-spec's MUST and SHOULD requirements that passed (MAY never counts), 0 to 100; a line with no
-report scores 0.
+run's own report, read back from its JSON (conformance/schemas/report.schema.json) into a
+`RunResult`, or the reason there is none (the run was stopped at the time bound, or broke). The
+score is the weighted share of the spec's MUST and SHOULD requirements that passed (MAY never
+counts), 0 to 100; a line with no report scores 0.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from conformance._result import Failure, RequirementResult, RunResult, Verdict
 from conformance._spec import Spec
 
-VERDICTS = ("pass", "fail", "not_run", "skipped")
 SCORED_LEVELS = ("MUST", "SHOULD")
 
 
@@ -41,7 +41,7 @@ class Grade:
     entry: RosterLine
     exit_code: int | None  # the run's exit code; None when it was stopped at the time bound
     duration_s: float
-    report: dict[str, Any] | None  # the run's JSON report; None when it gave none
+    report: RunResult | None  # the run's report; None when it gave none
     problem: str = ""  # why there is no report, or what went wrong around the run
     junit: Path | None = None  # the run's JUnit file, when written
     score: float = 0.0
@@ -53,27 +53,27 @@ class Grade:
         """Every gating requirement passed (the run's exit code was 0)."""
         return self.exit_code == 0 and self.report is not None
 
-    def verdicts(self) -> dict[str, str]:
+    def verdicts(self) -> dict[str, Verdict]:
         """Requirement id -> verdict ("pass", "fail", "not_run", "skipped"); {} without report."""
         if self.report is None:
             return {}
-        return {r["id"]: r["verdict"] for r in self.report["requirements"]}
+        return {r.requirement.id: r.verdict for r in self.report.results}
 
-    def failures(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """(requirement entry, failure) for every failure of the report, in spec order."""
+    def failures(self) -> list[tuple[RequirementResult, Failure]]:
+        """(requirement result, failure) for every failure of the report, in spec order."""
         if self.report is None:
             return []
-        return [(r, f) for r in self.report["requirements"] for f in r["failures"]]
+        return [(r, f) for r in self.report.results for f in r.failures]
 
 
-def score(report: dict[str, Any] | None, spec: Spec) -> float:
+def score(report: RunResult | None, spec: Spec) -> float:
     """The weighted share (0-100) of the spec's MUST and SHOULD requirements the report passed.
 
     A requirement the run did not report (a run limited with --only) counts as not passed.
     """
     if report is None:
         return 0.0
-    verdicts = {r["id"]: r["verdict"] for r in report["requirements"]}
+    verdicts = {r.requirement.id: r.verdict for r in report.results}
     scored = [r for r in spec.requirements if r.level in SCORED_LEVELS]
     total = sum(r.weight for r in scored)
     if not total:

@@ -65,7 +65,7 @@ class Exchange:
     @property
     def content_type(self) -> str:
         """The Content-Type header as sent, or '' when absent."""
-        return self.headers.get("content-type", "")
+        return str(self.headers.get("content-type", ""))
 
     def json(self) -> Any:
         """The body parsed as JSON; ValueError when it is not."""

@@ -8,36 +8,17 @@ requirement, and `results()` folds them into verdicts by the rules of `_result`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from conformance._checks import CheckFailure, CheckFailures, NotRun
 from conformance._http import Http
-from conformance._result import Failure, RequirementResult
+from conformance._options import RunOptions, SpecOptions
+from conformance._result import Failure, RequirementResult, Verdict
 from conformance._spec import Spec
 from conformance._target import ProgramTarget, ServerTarget
-
-
-@dataclass
-class RunOptions:
-    """What checks may read about the run: limits, seed and fuzzing budget."""
-
-    timeout: float = 5.0
-    seed: int = 0
-    fuzz_examples: int = 100
-    fuzz_seconds: float = 20.0
-    strict: bool = False
-    server_port: int | None = None
-    fixture_host: str = "127.0.0.1"
-    cache_timeout: float | None = None
-    redis_url: str | None = None
-    time_scale: float = 1.0
-    services: dict[str, str] = field(default_factory=dict)  # role -> base URL (--service)
-    output_dir: str | None = None  # where a writer's tables are, when it does not serve them
-    max_rate: float | None = None  # fuzzing requests per second, at most (None: no pacing)
 
 
 @dataclass
@@ -56,7 +37,8 @@ class CollectionProblem(Exception):
 class ConformancePlugin:
     """Registered with `pytest.main(plugins=[...])` for one run of one spec against one target."""
 
-    def __init__(self, spec: Spec, target: ServerTarget | ProgramTarget, options: RunOptions, *,
+    def __init__(self, spec: Spec, target: ServerTarget | ProgramTarget,
+                 options: RunOptions[SpecOptions], *,
                  only: set[str] | None = None,
                  on_progress: Callable[[int, int, str], None] | None = None) -> None:
         self._spec = spec
@@ -80,8 +62,8 @@ class ConformancePlugin:
         return self._spec
 
     @pytest.fixture(scope="session")
-    def options(self) -> RunOptions:
-        """Limits, seed and fuzzing budget of this run."""
+    def options(self) -> RunOptions[SpecOptions]:
+        """Limits, seed and fuzzing budget of this run, and the spec's own options (`.spec`)."""
         return self._options
 
     @pytest.fixture(scope="session")
@@ -194,7 +176,8 @@ class ConformancePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
-                                  call: pytest.CallInfo[None]) -> Iterator[Any]:
+                                  call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         if item.nodeid in self._outcomes and self._outcomes[item.nodeid].status in (
                 "not_run", "skipped") and call.when == "setup":
@@ -205,7 +188,7 @@ class ConformancePlugin:
 
     def _outcome(self, item: pytest.Item, call: pytest.CallInfo[None],
                  report: pytest.TestReport) -> _Outcome:
-        notes = [v for k, v in item.user_properties if k == "note"]
+        notes = [str(v) for k, v in item.user_properties if k == "note"]
         if report.passed:
             return _Outcome("pass", notes=notes)
         if report.skipped:
@@ -255,7 +238,7 @@ class ConformancePlugin:
         return out
 
 
-def _fold(rid: str, outcomes: list[_Outcome]) -> tuple[str, str, list[Failure]]:
+def _fold(rid: str, outcomes: list[_Outcome]) -> tuple[Verdict, str, list[Failure]]:
     """One requirement's verdict, reason and failures from the outcomes of its checks."""
     if not outcomes:
         return "skipped", "no check of it ran", []

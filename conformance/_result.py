@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from conformance._options import RunOptions, SpecOptions
 from conformance._spec import Requirement, Spec
 
 Verdict = Literal["pass", "fail", "not_run", "skipped"]
@@ -60,6 +61,7 @@ class RunResult:
     results: list[RequirementResult]
     rerun: str = ""
     error: str = ""
+    options: RunOptions[SpecOptions] | None = None  # what the checks were given
 
     @property
     def passed(self) -> bool:
@@ -79,7 +81,8 @@ class RunResult:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Verdict counts per level."""
-        table = {lvl: dict.fromkeys(VERDICTS, 0) for lvl in ("MUST", "SHOULD", "MAY")}
+        table: dict[str, dict[str, int]] = {lvl: {v: 0 for v in VERDICTS}
+                                            for lvl in ("MUST", "SHOULD", "MAY")}
         for r in self.results:
             table[r.requirement.level][r.verdict] += 1
         return table

@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from conformance._plugin import CollectionProblem, ConformancePlugin, RunOptions
+from conformance._options import RunOptions, SpecOptions, core_options, declared, given
+from conformance._plugin import CollectionProblem, ConformancePlugin
 from conformance._result import RunResult
 from conformance._spec import Spec
+from conformance._suites import Suite, specs_dir, suite_of
 from conformance._target import (
     ProgramTarget,
     ServerTarget,
@@ -34,14 +36,6 @@ from conformance._target import (
     program_target,
     server_target,
 )
-
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
-
-
-def suite_file(spec: Spec) -> Path:
-    """The pytest module holding a spec's checks."""
-    return SUITES_DIR / f"{spec.name.replace('-', '_')}.py"
-
 
 EXTRA_PORTS = ("{port2}", "{port3}", "{port4}")  # more free ports, for a reference of several
 
@@ -59,18 +53,24 @@ def _fill(value: Any, ports: dict[str, str]) -> Any:
     return value
 
 
-def reference_command(spec: Spec, time_scale: float = 1.0, tmp: str = "",
+def _word(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def reference_command(spec: Spec, options: SpecOptions | None = None, tmp: str = "",
                       ports: dict[str, str] | None = None) -> str:
     """The reference's real start command, as one shell-quoted line with `{port}` left in (and
-    `{time_scale}`, for a reference with delays, filled in from the run's --time-scale; `{tmp}`,
+    `{OPTION}` filled in with the value of that option of the run, e.g. `{time_scale}`; `{tmp}`,
     for one that keeps files, with a folder of the run's own; `{port2}`..`{port4}`, for one made
     of several servers, with the free ports in `ports`)."""
     import reference
 
+    values = {f"{{{o.name}}}": _word(getattr(options or spec.options_class(), o.name))
+              for o in spec.options}
+    fill = {**(ports or {}), **values}
     where = str(Path(reference.__file__).resolve().parent)
-    words = [_fill(w, ports or {}).replace("{python}", sys.executable)
-             .replace("{reference}", where).replace("{time_scale}", f"{time_scale:g}")
-             .replace("{tmp}", tmp)
+    words = [_fill(w, fill).replace("{python}", sys.executable)
+             .replace("{reference}", where).replace("{tmp}", tmp)
              for w in spec.reference_command]
     return shlex.join(words)
 
@@ -96,13 +96,16 @@ def _isolated_pytest_env() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _pytest(suite: Path, plugin: ConformancePlugin) -> tuple[int, str]:
+def _pytest(suite: Suite, plugin: ConformancePlugin) -> tuple[int, str]:
+    root = specs_dir()
     args = [
-        str(suite), "-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
+        *(str(path) for path in suite.checks), "-c", str(root / "pytest.ini"),
+        "--rootdir", str(root),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:warnings", "-s",
         # Its full collections at the end cost a run a tenth of a second; checks turn what a
         # target does into verdicts, never into unraisable exceptions.
         "-p", "no:unraisableexception",
+        *(word for module in suite.fixtures for word in ("-p", module)),
     ]
     buffer = io.StringIO()
     with _isolated_pytest_env(), contextlib.redirect_stdout(buffer), \
@@ -116,37 +119,38 @@ def _pytest(suite: Path, plugin: ConformancePlugin) -> tuple[int, str]:
     return code, buffer.getvalue()
 
 
-def rerun_command(spec: Spec, base_url: str | None, command: str | None, strict: bool,
-                  time_scale: float = 1.0, services: dict[str, str] | None = None,
-                  output_dir: str | None = None, max_rate: float | None = None) -> str:
-    """The `conformance run` line that repeats this run."""
+def rerun_command(spec: Spec, base_url: str | None, command: str | None,
+                  options: RunOptions[SpecOptions]) -> str:
+    """The `conformance run` line that repeats this run: its target and every option given a
+    value other than its default, core options first, in declaration order."""
     words = ["conformance", "run", spec.name]
     if base_url:
         words += ["--base-url", base_url]
     if command:
         words += ["--command", command]
-    if strict:
-        words.append("--strict")
-    if time_scale != 1.0:
-        words += ["--time-scale", f"{time_scale:g}"]
-    for role, url in (services or {}).items():
-        words += ["--service", f"{role}={url}"]
-    if output_dir:
-        words += ["--output-dir", output_dir]
-    if max_rate:
-        words += ["--max-rate", f"{max_rate:g}"]
+    for source, declared_options in ((options, core_options()),
+                                     (options.spec, declared(type(options.spec)))):
+        changed = given(source)
+        for o in declared_options:
+            if o.name in changed:
+                words += o.words(changed[o.name])
     return shlex.join(words)
 
 
 def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = None,
-             options: RunOptions | None = None, only: set[str] | None = None,
+             options: RunOptions[SpecOptions] | None = None, only: set[str] | None = None,
              startup_timeout: float = 15.0,
              on_progress: Callable[[int, int, str], None] | None = None) -> RunResult:
     """Check `spec` against the server at `base_url`, or started by `command`, or our reference.
 
+    `options.spec` must be an instance of the spec's options class (its defaults when not).
     Raises TargetError when the target cannot be set up as asked (a usage problem).
     """
-    options = options or RunOptions()
+    asked: RunOptions[SpecOptions] = options or RunOptions(spec=spec.options_class())
+    if not isinstance(asked.spec, spec.options_class):
+        raise TypeError(f"options.spec is a {type(asked.spec).__name__}, "
+                        f"not {spec.options_class.__name__}")
+    options = asked
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     embedded = base_url is None and command is None
@@ -156,24 +160,26 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         ports = {name: str(free_port()) for name in EXTRA_PORTS if name in used}
     if embedded and spec.reference_options:
         # How the reference's command starts it (e.g. its cache timeout) is known: say so.
-        options = dataclasses.replace(options, **_fill(spec.reference_options, ports))
+        options = dataclasses.replace(options, spec=dataclasses.replace(
+            options.spec, **_fill(spec.reference_options, ports)))
+    suite = suite_of(spec.chain)
     with contextlib.ExitStack() as stack:
         tmp = ""
         if embedded and any("{tmp}" in w for w in spec.reference_command):
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-ref-"))
-        start = reference_command(spec, options.time_scale, tmp, ports) if embedded else command
+        start = reference_command(spec, options.spec, tmp, ports) if embedded else command
         target: ServerTarget | ProgramTarget
         if spec.kind == "program":
             if base_url is not None:
                 raise TargetError(f"{spec.name} checks a program: give --command, not --base-url")
             assert start is not None
             target = program_target(start, default_url=spec.default_url,
-                                    server_port=options.server_port)
+                                    server_port=options.spec.program_port())
         else:
             target = stack.enter_context(server_target(
                 base_url, start, default_url=spec.default_url, startup_timeout=startup_timeout))
         plugin = ConformancePlugin(spec, target, options, only=only, on_progress=on_progress)
-        code, output = _pytest(suite_file(spec), plugin)
+        code, output = _pytest(suite, plugin)
         label = f"our reference ({target.label})" if embedded else target.label
     error = ""
     results = plugin.results()
@@ -187,8 +193,8 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
     return RunResult(
         spec=spec, target=label, strict=options.strict, seed=options.seed,
         started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
-        results=results, error=error,
-        rerun=rerun_command(spec, base_url, command, options.strict, options.time_scale,
-                            {} if embedded else options.services,
-                            None if embedded else options.output_dir, options.max_rate),
+        results=results, error=error, options=options,
+        # The options asked for, not those the reference's own filled in: a re-run without a
+        # target starts the reference again, and they with it.
+        rerun=rerun_command(spec, base_url, command, asked),
     )

@@ -1,8 +1,9 @@
 """Behaviour specs: loading `openapi/SPEC.requirements.yaml` into typed, validated objects.
 
-Rules: a spec file is data checked against `schemas/behaviour.schema.json`; ids are unique;
-every `needs` names a requirement of the same spec and the needs form no cycle. A file that
-breaks a rule raises `SpecError`, never loads half.
+Rules: a spec file is data checked against `schemas/behaviour.schema.json`, and its
+`reference.options` against the options its suite declares (conformance/_options.py); ids are
+unique; every `needs` names a requirement of the same spec and the needs form no cycle. A file
+that breaks a rule raises `SpecError` naming the file and the key, never loads half.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any, Literal
 
 import jsonschema
 import yaml
+
+from conformance._options import Option, SpecOptions, declared
+from conformance._suites import SuiteError, options_class
 
 Level = Literal["MUST", "SHOULD", "MAY"]
 LEVELS: tuple[Level, ...] = ("MUST", "SHOULD", "MAY")
@@ -57,6 +61,8 @@ class Spec:
     given: str = ""
     reference_options: dict[str, Any] = field(default_factory=dict, compare=False)
     extends: str = ""
+    chain: tuple[str, ...] = ()  # the specs it is made of, bases first, itself last
+    options_class: type[SpecOptions] = SpecOptions
     by_id: dict[str, Requirement] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +78,11 @@ class Spec:
                 todo.extend(self.by_id[rid].needs)
         return seen
 
+    @property
+    def options(self) -> tuple[Option, ...]:
+        """The options this spec's suite declares (those of a spec it extends included)."""
+        return declared(self.options_class)
+
 
 def openapi_dir() -> Path:
     """Where the spec files are: the repository's `openapi/`, or the copy inside the wheel."""
@@ -82,9 +93,28 @@ def openapi_dir() -> Path:
 
 
 @cache
-def _schema() -> dict[str, Any]:
+def _validator() -> jsonschema.Draft202012Validator:
     text = resources.files("conformance").joinpath("schemas/behaviour.schema.json").read_text()
-    return json.loads(text)
+    return jsonschema.Draft202012Validator(
+        json.loads(text), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def _options_validator(cls: type[SpecOptions]) -> jsonschema.Draft202012Validator:
+    """A validator of `reference.options` for a spec whose suite declares `cls`."""
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {o.name: o.json_schema() for o in declared(cls)}}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _validate(validator: jsonschema.Draft202012Validator, data: Any, where: str) -> None:
+    errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.message))
+    if errors:
+        first = errors[0]
+        loc = "/".join(str(p) for p in first.absolute_path) or "(top)"
+        message = first.message
+        if first.validator == "additionalProperties" and "reference/options" in where:
+            message += " (not an option of this spec's suite)"
+        raise SpecError(f"{where}: {loc}: {message}")
 
 
 def spec_names() -> list[str]:
@@ -93,6 +123,7 @@ def spec_names() -> list[str]:
 
 
 def _check_needs(name: str, reqs: list[Requirement]) -> None:
+    """SpecError (its message starting with `name`) unless ids and needs are consistent."""
     ids = [r.id for r in reqs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -127,12 +158,18 @@ def _check_needs(name: str, reqs: list[Requirement]) -> None:
 
 def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
     """Validate loaded YAML data and build a `Spec` (its openapi file relative to `base`)."""
-    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(data), key=str)
-    if errors:
-        first = errors[0]
-        loc = "/".join(str(p) for p in first.absolute_path) or "(top)"
-        raise SpecError(f"{where}: {loc}: {first.message}")
-    inherited = list(load_spec(data["extends"]).requirements) if "extends" in data else []
+    _validate(_validator(), data, where)
+    try:
+        parent = load_spec(data["extends"]) if "extends" in data else None
+    except SpecError as exc:
+        raise SpecError(f"{where}: extends: {exc}") from None
+    inherited = list(parent.requirements) if parent else []
+    try:
+        options = options_class(data["spec"], data.get("extends", ""))
+    except SuiteError as exc:
+        raise SpecError(f"{where}: {exc}") from None
+    _validate(_options_validator(options), data["reference"].get("options", {}),
+              f"{where}: reference/options")
     reqs = inherited + [
         Requirement(
             id=r["id"], level=r["level"], statement=r["statement"], source=r["source"],
@@ -141,7 +178,7 @@ def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
         )
         for r in data["requirements"]
     ]
-    _check_needs(data["spec"], reqs)
+    _check_needs(where, reqs)
     openapi = base / data["openapi"] if "openapi" in data else None
     if openapi is not None and not openapi.is_file():
         raise SpecError(f"{where}: openapi file {openapi.name} does not exist")
@@ -152,7 +189,8 @@ def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
         reference_url=data["reference"].get("url", ""), default_url=data.get("default_url", ""),
         openapi=openapi, given=data.get("given", ""),
         reference_options=dict(data["reference"].get("options", {})),
-        extends=data.get("extends", ""),
+        extends=data.get("extends", ""), chain=(*(parent.chain if parent else ()), data["spec"]),
+        options_class=options,
     )
 
 
@@ -163,7 +201,10 @@ def load_spec(name: str) -> Spec:
     if not path.is_file():
         raise SpecError(f"unknown spec {name!r}; known specs: {', '.join(spec_names()) or 'none'}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # LibYAML's loader where there is one: every command reads every spec (their options
+        # make the command line), and the pure-Python loader takes four times as long.
+        data = yaml.load(path.read_text(encoding="utf-8"),
+                         Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise SpecError(f"{path.name}: not valid YAML: {exc}") from exc
     spec = parse_spec(data, base=path.parent, where=path.name)

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 try:
     import fcntl
 except ImportError:  # not POSIX: ports are kept apart by their range alone
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # None: no POSIX record locks on this system
 
 
 class TargetError(Exception):
@@ -94,7 +94,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     if low - _PORT_SPAN < 1024:  # no room below the ephemeral range: let the kernel choose
         with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
             sock.bind((host, 0))
-            return sock.getsockname()[1]
+            return int(sock.getsockname()[1])
     for _ in range(200):
         port = random.randrange(low - _PORT_SPAN, low)
         if not _claim(port):

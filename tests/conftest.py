@@ -1,12 +1,17 @@
 """Shared helpers: run the `conformance` command as a user would, in a subprocess, and read its
-JSON report; every run has a hard time limit, so a hung suite fails the test instead of CI."""
+JSON report; every run has a hard time limit, so a hung suite fails the test instead of CI. A run
+that must own an assignment's fixed port (a client judged at 127.0.0.1:8888) runs in a network
+namespace of its own, so parallel tests and other programs on the machine never collide there."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +44,40 @@ class Run:
         return next(r for r in self.report["requirements"] if r["id"] == rid)
 
 
+@cache
+def _unshare() -> tuple[str, ...] | None:
+    """The words that start a command in a network namespace of its own, or None where this
+    machine cannot make one (no unshare, no user namespaces and not root)."""
+    if shutil.which("unshare") is None:
+        return None
+    helper = str(ROOT / "tests" / "_netns.py")
+    tries = [("unshare", "--net")] if os.geteuid() == 0 else []
+    tries.append(("unshare", "--net", "--map-root-user"))
+    for words in tries:
+        probe = subprocess.run([*words, PY, helper, "true"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return (*words, PY, helper)
+    return None
+
+
+def private_network() -> tuple[str, ...]:
+    """The prefix that runs a command in a network of its own; skips the test where there is
+    none (never under CI, where that would hide the checks of a client's default address)."""
+    prefix = _unshare()
+    if prefix is None:
+        why = "no network namespace can be made here (unshare, user namespaces or root needed)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    return prefix
+
+
 def conformance(*args: str, tmp: Path, json_report: bool = True,
-                timeout: float = HARD_LIMIT) -> Run:
-    """Run `python -m conformance ARGS` from the repository root."""
+                timeout: float = HARD_LIMIT, own_network: bool = False) -> Run:
+    """Run `python -m conformance ARGS` from the repository root (in a network namespace of its
+    own with `own_network`, where 8888 is free)."""
     report_path = tmp / "report.json"
-    argv = [PY, "-m", "conformance", *args]
+    argv = [*(private_network() if own_network else ()), PY, "-m", "conformance", *args]
     if json_report:
         argv += ["--json", str(report_path)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
@@ -63,6 +97,22 @@ def _env() -> dict[str, str]:
 def fixture_command(module: str, *args: str) -> str:
     """A --command line that starts one of our fixture servers on {port}."""
     return " ".join([PY, "-m", module, *args, "--port", "{port}"])
+
+
+def twin_command(spec: str, name: str) -> str:
+    """A --command line that starts one of a spec's twins (fixtures/_twins.py) on {port}."""
+    from fixtures._twins import command, twin
+
+    return command(twin(spec, name))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (marked `slow(SECONDS)`, roughly): run in parallel, a long one
+    started last keeps every other worker waiting at the end."""
+    def cost(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("slow")
+        return float(mark.args[0]) if mark and mark.args else 0.0
+    items.sort(key=cost, reverse=True)  # stable: otherwise in collection order
 
 
 @pytest.fixture

@@ -17,16 +17,20 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conformance import _batch, _report_csv, load_spec
+from conformance import batch as _batch
+from conformance import load_spec
 from conformance._grades import Grade, RosterLine
+from conformance._result import RequirementResult, RunResult, Verdict
 from conformance._target import free_port
+from conformance.batch import _grading
+from conformance.reports import _csv as _report_csv
 from tests.conftest import HARD_LIMIT, PY, ROOT, _env
 
 FAST = ("--fuzz-seconds", "1", "--fuzz-examples", "5")
 BOUND = 12  # the stuck line's time bound: room for the others to finish on a busy machine
 REFERENCE = f"{PY} reference/credentials.py --port {{port}}"
-TWIN = f"{PY} -m fixtures.credentials wrong-key --port {{port}}"
-CORRECT_TWIN = f"{PY} -m fixtures.credentials charset-utf8 --port {{port}}"
+TWIN = f"{PY} -m fixtures credentials wrong-key --port {{port}}"
+CORRECT_TWIN = f"{PY} -m fixtures credentials charset-utf8 --port {{port}}"
 
 
 @dataclass
@@ -135,9 +139,9 @@ def test_junit_per_student_parses_and_says_why(graded: Batch) -> None:
 
 def test_html_index_is_written(graded: Batch) -> None:
     try:
-        import conformance._report_html  # noqa: F401
+        import conformance.reports._html  # noqa: F401
     except ModuleNotFoundError:
-        pytest.skip("conformance._report_html is not there yet")
+        pytest.skip("conformance.reports._html is not there yet")
     assert (graded.out / "index.html").is_file()
 
 
@@ -146,7 +150,7 @@ def test_stuck_target_is_stopped_at_its_bound_while_the_others_finish(
     results = graded.results()
     durations = [s["duration_s"] for s in results["students"]]
     stuck = graded.students()["Di Stuck"]
-    assert BOUND <= stuck["duration_s"] < BOUND + _batch.STOP_GRACE + 5
+    assert BOUND <= stuck["duration_s"] < BOUND + _grading.STOP_GRACE + 5
     assert all(s["report"] is not None for s in results["students"] if s["student"] != "Di Stuck")
     assert results["duration_s"] < 0.75 * sum(durations)  # they ran side by side
     # The command the stopped run had started is gone too.
@@ -250,9 +254,11 @@ def test_roster_without_students_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_csv_columns_are_the_union_in_order_of_first_appearance() -> None:
-    def grade(student: str, spec: str, verdicts: dict[str, str] | None) -> Grade:
-        report = None if verdicts is None else {
-            "requirements": [{"id": k, "verdict": v} for k, v in verdicts.items()]}
+    def grade(student: str, spec: str, verdicts: dict[str, Verdict] | None) -> Grade:
+        known = load_spec(spec).by_id
+        report = None if verdicts is None else RunResult(
+            spec=load_spec(spec), target="t", strict=False, seed=0, started_at="",
+            duration_s=0.0, results=[RequirementResult(known[k], v) for k, v in verdicts.items()])
         line = RosterLine(1, student, spec, "cmd", "command")
         return Grade(entry=line, exit_code=1, duration_s=1.0, report=report)
 
@@ -286,7 +292,7 @@ def test_the_fork_servers_preload_only_imports() -> None:
     # Imported in the fork server that every run is forked from: no thread may be running
     # there, no `__main__` may have run, and what a run needs must be in; the in-process
     # servers of the client suites (FastAPI) stay out: every run of a batch waits for this.
-    probe = ("import sys, threading, conformance._preload as p; "
+    probe = ("import sys, threading, conformance.batch._preload as p; "
              "print(threading.active_count(), 'conformance.__main__' in sys.modules, "
              "all(m in sys.modules for m in ('conformance._cli', 'schemathesis', "
              "'_pytest.python', 'hypothesis.strategies')), 'fastapi' in sys.modules)")

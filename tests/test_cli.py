@@ -16,9 +16,9 @@ import jsonschema
 import pytest
 
 from conformance import load_spec, spec_names
-from conformance._report_json import report_schema
 from conformance._target import free_port, wait_until_listening
-from tests.conftest import PY, fixture_command
+from conformance.reports import report_schema
+from tests.conftest import PY, twin_command
 
 
 @pytest.mark.parametrize("args", [
@@ -72,7 +72,7 @@ def test_only_runs_what_is_asked_and_reports_only_that(run_conformance) -> None:
 
 def test_failing_run_shows_expected_actual_and_reproducers(run_conformance) -> None:
     run = run_conformance("run", "credentials", "--fuzz-seconds", "3", "--command",
-                          fixture_command("fixtures.credentials", "unknown-gets-200"))
+                          twin_command("credentials", "unknown-gets-200"))
     assert run.code == 1
     out = run.stdout
     for text in ("CRED-07 MUST", "expected", "actual", "reproduce: curl",
@@ -92,7 +92,7 @@ def test_reproducer_replays_the_failure(run_conformance, tmp_path: Path) -> None
     import sys
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "fixtures.credentials", "misspelled-name",
+    server = subprocess.Popen([sys.executable, "-m", "fixtures", "credentials", "misspelled-name",
                                "--port", str(port)])
     try:
         assert wait_until_listening("127.0.0.1", port, 10)
@@ -113,7 +113,7 @@ def test_json_report_validates_on_pass_and_fail(run_conformance, tmp_path: Path)
     jsonschema.validate(passing.report, report_schema())
     assert passing.report["passed"] is True and passing.report["exit_code"] == 0
     failing = run_conformance("run", "credentials", "--fuzz-seconds", "3", "--command",
-                              fixture_command("fixtures.credentials", "wrong-key"))
+                              twin_command("credentials", "wrong-key"))
     jsonschema.validate(failing.report, report_schema())
     assert failing.report["passed"] is False and failing.report["exit_code"] == 1
     assert failing.report["counts"]["MUST"]["fail"] == 1
@@ -124,7 +124,7 @@ def test_json_report_validates_on_pass_and_fail(run_conformance, tmp_path: Path)
 def test_junit_agrees_with_the_exit_code(run_conformance, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     run = run_conformance("run", "credentials", "--fuzz-seconds", "3", "--junit", str(junit),
-                          "--command", fixture_command("fixtures.credentials", "charset-utf8"))
+                          "--command", twin_command("credentials", "charset-utf8"))
     assert run.code == 0
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
@@ -137,12 +137,13 @@ def test_junit_agrees_with_the_exit_code(run_conformance, tmp_path: Path) -> Non
 
     strict = run_conformance("run", "credentials", "--strict", "--fuzz-seconds", "3",
                              "--junit", str(junit), "--command",
-                             fixture_command("fixtures.credentials", "charset-utf8"))
+                             twin_command("credentials", "charset-utf8"))
     assert strict.code == 1
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "1"
 
 
+@pytest.mark.slow(120)
 def test_run_all_checks_every_reference(run_conformance) -> None:
     run = run_conformance("run", "all", "--fuzz-seconds", "3", "--time-scale", "0.1")
     assert run.code == 0, run.stdout
@@ -208,11 +209,12 @@ def test_ctrl_c_stops_the_run_and_the_server_it_started(tmp_path: Path) -> None:
 
 
 def test_max_rate_paces_fuzzing(run_conformance) -> None:
-    # 4 s, not 2: the first generated example alone may take a second under load (2 s sent as
-    # few as 2 requests, with or without pacing to blame).
+    # 8 s, not 2: the first generated example alone may take seconds on a busy machine (tests
+    # run in parallel; 2 s sent as few as 2 requests, 4 s once 1, with or without pacing).
     run = run_conformance("run", "credentials", "--only", "CRED-12", "--max-rate", "5",
-                          "--fuzz-seconds", "4", "--fuzz-examples", "50")
+                          "--fuzz-seconds", "8", "--fuzz-examples", "80")
     assert run.code == 0, run.stdout
     note = run.requirement("CRED-12")["notes"][0]
     sent, seconds = re.search(r"sent (\d+) requests in ([\d.]+) s", note).groups()
-    assert 3 <= int(sent) <= 5 * float(seconds) + 2, note
+    # Pacing caps the rate; how many were sent at all depends on how busy the machine is.
+    assert 1 <= int(sent) <= 5 * float(seconds) + 2, note

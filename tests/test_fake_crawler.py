@@ -9,16 +9,23 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conformance._fake_crawler import TASKS_PATH, FakeCrawler, Reply, Script
 from conformance._target import free_port
+from conformance.specs.crawl_client._fake_crawler import TASKS_PATH, FakeCrawler, Reply, Script
 
 URLS = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
 
 
-@pytest.fixture
-def server() -> Iterator[FakeCrawler]:
-    with FakeCrawler(free_port(), Script(codes={URLS[0]: 200}, running_polls=1)) as fake:
+@pytest.fixture(scope="module")
+def running() -> Iterator[FakeCrawler]:
+    """One server for the module: started once, reset for each test."""
+    with FakeCrawler(free_port()) as fake:
         yield fake
+
+
+@pytest.fixture
+def server(running: FakeCrawler) -> FakeCrawler:
+    running.reset(Script(codes={URLS[0]: 200}, running_polls=1))
+    return running
 
 
 @pytest.fixture
@@ -38,7 +45,8 @@ def test_a_task_runs_for_the_scripted_polls_then_is_ready(server: FakeCrawler,
     assert (first["status"], second["status"]) == ("running", "ready")
     assert second["result"] == [200, None]
     seen = server.requests()
-    assert [r.line for r in seen] == [f"POST {TASKS_PATH}"] + [f"GET {TASKS_PATH}{task['id']}"] * 2
+    assert [r.line for r in seen] == [f"POST {TASKS_PATH} -> 201"] + [
+        f"GET {TASKS_PATH}{task['id']} -> 200"] * 2
     assert seen[0].json() == URLS and seen[0].content_type == "application/json"
 
 
@@ -73,6 +81,13 @@ def test_canned_replies_and_reset(server: FakeCrawler, http: httpx.Client) -> No
     server.reset()
     assert server.requests() == [] and server.tasks() == []
     assert http.post(TASKS_PATH, json=URLS).status_code == 201
+    assert len(server.tasks()) == 1
+
+
+def test_a_large_body_is_recorded_whole(server: FakeCrawler, http: httpx.Client) -> None:
+    urls = [f"http://127.0.0.1:9/{i:06d}" for i in range(2000)]  # some 60 kB of JSON
+    assert http.post(TASKS_PATH, json=urls).status_code == 201
+    assert server.requests()[0].json() == urls
 
 
 def test_a_taken_port_is_an_os_error(server: FakeCrawler) -> None:

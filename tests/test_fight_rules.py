@@ -1,5 +1,5 @@
 """The rules of `fight` (conformance/_fight.py) on small outputs, and the harness that imports a
-script with its moves scripted (conformance/_fight_harness.py). Cases are data: a description,
+script with its moves scripted (conformance/specs/fight/_harness.py). Cases are data: a description,
 what was printed, and which judge must object."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance import _fight, load_spec
-from conformance._fight_harness import SCRIPT, script_of
+from conformance import load_spec
+from conformance.specs.fight import _rules as _fight
+from conformance.specs.fight._harness import SCRIPT, script_of
 
-HARNESS = Path(_fight.__file__).with_name("_fight_harness.py")
+HARNESS = Path(_fight.__file__).with_name("_harness.py")
 GOOD = """\
 Agent: Action.HIGHKICK, Neo: Action.HIGHBLOCK, Agent Health: 5
 Agent: Action.HIGHBLOCK, Neo: Action.LOWKICK, Agent Health: 4

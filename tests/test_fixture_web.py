@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from conformance._web import FixtureWeb
+from conformance.specs.crawler._web import FixtureWeb
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +18,8 @@ def web() -> Iterator[FixtureWeb]:
         yield server
 
 
-def get(url: str, **kwargs) -> httpx.Response:
-    return httpx.get(url, timeout=5, trust_env=False, **kwargs)
+def get(url: str) -> httpx.Response:
+    return httpx.get(url, timeout=5, trust_env=False)
 
 
 @pytest.mark.parametrize("code", [200, 201, 204, 404, 418, 500, 503, 599])
@@ -52,6 +53,29 @@ def test_hang_never_answers(web: FixtureWeb) -> None:
         httpx.get(web.url("/hang"), timeout=0.5, trust_env=False)
 
 
+def test_hang_ends_without_an_answer_when_the_web_stops() -> None:
+    failed: list[Exception] = []
+
+    def ask(url: str) -> None:
+        try:
+            httpx.get(url, timeout=10, trust_env=False)
+        except httpx.HTTPError as exc:
+            failed.append(exc)
+
+    with FixtureWeb() as server:
+        asking = threading.Thread(target=ask, args=(server.url("/hang"),))
+        asking.start()
+        deadline = time.monotonic() + 5
+        while not server.hits("/hang") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t0 = time.monotonic()
+    asking.join(10)
+    assert time.monotonic() - t0 < 3
+    assert [type(e) for e in failed] == [httpx.RemoteProtocolError]
+    (hit,) = server.hits()
+    assert hit.status is None and hit.finished is not None
+
+
 def test_endless_body_keeps_coming(web: FixtureWeb) -> None:
     with httpx.stream("GET", web.url("/endless"), timeout=5, trust_env=False) as answer:
         seen = 0
@@ -78,3 +102,20 @@ def test_records_method_path_and_overlap(web: FixtureWeb) -> None:
     assert web.count(f"{token}/status/200", method="GET") == 0
     assert web.max_in_flight(token) == 4
     assert len(web.hits(token)) == 5
+    for hit in web.hits(token):
+        assert hit.finished is not None and hit.status == 200
+        assert hit.finished - hit.at >= (0.45 if "/delay/" in hit.path else 0)
+
+
+def test_a_dropped_connection_is_recorded_without_a_status(web: FixtureWeb) -> None:
+    token = web.token()
+    for path in ("/reset", "/close"):
+        with pytest.raises(httpx.TransportError):
+            get(web.url(token + path))
+    assert [(h.path, h.status) for h in web.hits(token)] == [
+        (f"{token}/reset", None), (f"{token}/close", None)]
+
+
+def test_urls_name_the_url_host() -> None:
+    assert FixtureWeb("0.0.0.0", 8000, url_host="::1").url("/x") == "http://[::1]:8000/x"
+    assert FixtureWeb("127.0.0.1", 8000).base_url == "http://127.0.0.1:8000"

@@ -85,10 +85,13 @@ def test_a_paced_first_operation_leaves_time_for_the_second(things) -> None:
     base, openapi, hits = things
     with Http(base, timeout=5) as http:
         report = fuzz(http, openapi, no_server_error="X-1", matches_spec="X-2", seed=0,
-                      max_examples=100, seconds=2.0, max_rate=10)
+                      max_examples=100, seconds=8.0, max_rate=5)
     assert report.failures == {}
-    # 10 a second for 2 s, in halves: neither operation has all the time, both get some.
-    assert hits["POST"] >= 3 and hits["GET"] >= 3, hits
+    # 5 a second for 8 s, in halves: neither operation has all the time, both get some, and
+    # never more than the rate allows. (How many depends on how busy the machine is: a first
+    # example can take seconds to generate when the tests run in parallel.)
+    assert hits["POST"] >= 1 and hits["GET"] >= 1, hits
+    assert hits["POST"] + hits["GET"] <= 5 * 8 + 2, hits
     assert report.sent == hits["POST"] + hits["GET"]
 
 

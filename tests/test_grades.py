@@ -7,10 +7,16 @@ import dataclasses
 
 from conformance import load_spec
 from conformance._grades import score, slugs
+from conformance._result import RequirementResult, RunResult, Verdict
+from conformance._spec import Requirement
 
 
-def report_of(verdicts: dict[str, str]) -> dict[str, object]:
-    return {"requirements": [{"id": rid, "verdict": v} for rid, v in verdicts.items()]}
+def report_of(verdicts: dict[str, Verdict]) -> RunResult:
+    """A run's result with these verdicts (the requirements' texts do not matter to a score)."""
+    results = [RequirementResult(Requirement(rid, "MUST", "", ""), v)
+               for rid, v in verdicts.items()]
+    return RunResult(spec=load_spec("credentials"), target="t", strict=False, seed=0,
+                     started_at="", duration_s=0.0, results=results)
 
 
 def test_score_is_the_weighted_share_of_must_and_should_passed() -> None:
@@ -20,7 +26,7 @@ def test_score_is_the_weighted_share_of_must_and_should_passed() -> None:
     weighted = dataclasses.replace(spec, requirements=tuple(
         dataclasses.replace(r, weight=3.0) if r.id == heavy else r for r in spec.requirements),
         by_id={})
-    everything = {r.id: "pass" for r in spec.requirements}
+    everything: dict[str, Verdict] = {r.id: "pass" for r in spec.requirements}
     assert score(report_of(everything), weighted) == 100.0
     only_heavy_failed = everything | {heavy: "fail"}
     total = len(scored) - 1 + 3.0
@@ -33,7 +39,7 @@ def test_may_never_counts_and_unreported_is_not_passed() -> None:
     spec = load_spec("crawler")
     mays = [r.id for r in spec.requirements if r.level == "MAY"]
     assert mays, "crawler has MAY requirements"
-    everything = {r.id: "pass" for r in spec.requirements}
+    everything: dict[str, Verdict] = {r.id: "pass" for r in spec.requirements}
     assert score(report_of(everything | {m: "fail" for m in mays}), spec) == 100.0
     first = spec.requirements[0].id
     assert score(report_of({k: v for k, v in everything.items() if k != first}), spec) < 100

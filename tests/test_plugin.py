@@ -46,9 +46,11 @@ def test_passes():
 DRIVER = '''
 import json, sys
 from pathlib import Path
-from conformance._plugin import ConformancePlugin, RunOptions
+from conformance._options import RunOptions
+from conformance._plugin import ConformancePlugin
 from conformance._run import _pytest
 from conformance._spec import Requirement, Spec
+from conformance._suites import Suite
 from conformance._target import ServerTarget
 
 reqs = [Requirement(f"T-0{i}", "MUST", f"statement {i}", "source") for i in range(1, 9)]
@@ -56,7 +58,7 @@ reqs[1] = Requirement("T-02", "MUST", "statement 2", "source", needs=("T-01",))
 spec = Spec(name="toy", title="toy", kind="http-server", seed="000", section="toy",
             requirements=tuple(reqs), reference_command=("none",))
 plugin = ConformancePlugin(spec, ServerTarget("http://127.0.0.1:9/", "toy"), RunOptions())
-code, _ = _pytest(Path(sys.argv[1]), plugin)
+code, _ = _pytest(Suite((Path(sys.argv[1]),), ()), plugin)
 print(json.dumps({"code": code, "errors": plugin.errors,
                   "verdicts": {r.requirement.id: [r.verdict, r.reason] for r in plugin.results()}}))
 '''

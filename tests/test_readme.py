@@ -8,7 +8,10 @@ import shlex
 import subprocess
 import sys
 
+from conformance._arguments import UsageError, resolve_run
 from conformance._cli import build_parser
+from conformance._options import core_options
+from conformance._spec import load_spec, spec_names
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -50,9 +53,28 @@ def test_every_conformance_example_parses() -> None:
         if words[:1] == ["run"] and (len(words) == 1 or words[1].startswith("-")):
             words.insert(1, "credentials")
         try:
-            build_parser().parse_args(words)
-        except SystemExit:
-            raise AssertionError(f"README example does not parse: {example}") from None
+            args = build_parser().parse_args(words)
+            if args.action == "run":
+                resolve_run(args)  # its options are the spec's own
+        except SystemExit as exc:
+            if exc.code != 0 or "--help" not in words:  # --help exits 0 once it has printed
+                raise AssertionError(f"README example does not parse: {example}") from None
+        except UsageError as exc:
+            raise AssertionError(f"README example does not parse: {example} ({exc})") from None
+
+
+def test_the_options_tables_name_declared_options_and_their_specs() -> None:
+    rows = re.findall(r"^\| `(--[a-z-]+)[^|]*\|(?: ([a-z, -]+) \|)?", README, flags=re.M)
+    declared = {o.flag: () for o in core_options()}
+    for name in spec_names():
+        for o in load_spec(name).options:
+            declared[o.flag] = (*declared.get(o.flag, ()), name)
+    run_flags = {"--only", "--json", "--startup-timeout", "--base-url", "--command"}
+    assert rows
+    for flag, specs in rows:
+        assert flag in declared or flag in run_flags, f"README names no such option: {flag}"
+        if specs.strip() and flag in declared:
+            assert tuple(specs.strip().split(", ")) == declared[flag], flag
 
 
 def test_check_your_own_server_example_runs(tmp_path) -> None:

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from conformance._fake_crawler import TASKS_PATH, FakeCrawler, Reply, Script
 from conformance._target import free_port
+from conformance.specs.crawl_client._fake_crawler import TASKS_PATH, FakeCrawler, Reply, Script
 from reference import crawl
 from tests.conftest import ROOT
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conformance import _fight
+from conformance.specs.fight import _rules as _fight
 from tests.conftest import PY, ROOT
 
 FIGHT = ROOT / "reference" / "fight.py"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance._audio_server import LiveAudio
-from conformance._queue_server import InProcessServer, Message, Receive, Scope, Send, canned_app
+from conformance._servers import InProcessServer, Message, Receive, Scope, Send, canned_app
 from conformance._target import free_port
-from conformance.suites.screwdriver import JPEG, tone
+from conformance.specs.screwdriver._live_audio import LiveAudio
+from conformance.specs.screwdriver.checks import JPEG, tone
 from reference import screwdriver
 from tests.conftest import ROOT
 

@@ -21,7 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from conformance._target import Process, free_port, wait_until_listening
-from conformance._web import FixtureWeb
+from conformance.specs.crawler._web import FixtureWeb
 from reference import crawler as base
 from reference import server_cached as cached
 from tests._redis import RedisServer, require_redis_server

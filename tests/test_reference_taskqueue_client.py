@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conformance._queue_server import InProcessServer, LiveQueue, canned_app
+from conformance._servers import InProcessServer, canned_app
 from conformance._target import free_port
+from conformance.specs.taskqueue_client._live_queue import LiveQueue
 from reference import taskqueue_client
 from reference.taskqueue_server import Task
 from tests.conftest import ROOT

@@ -1,7 +1,7 @@
 """The reference taskqueue_server.py: the three transformations, one task at a time in FIFO
 order while requests are answered, statuses and times, results read again and again, 404/409/
 422/503, eviction of old tasks, and a clean stop. (Its conformance to the whole spec is the
-suite's business: tests/test_taskqueue_verdicts.py.)"""
+suite's business: tests/test_twins.py and tests/test_taskqueue_verdicts.py.)"""
 
 from __future__ import annotations
 

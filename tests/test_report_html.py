@@ -14,9 +14,9 @@ import pytest
 from markupsafe import escape
 
 from conformance._grades import Grade, RosterLine, score
-from conformance._report_html import write_batch
-from conformance._report_json import report_schema
 from conformance._spec import load_spec
+from conformance.reports import from_dict, report_schema
+from conformance.reports._html import write_batch
 
 EVIL = "<script>alert(1)</script>"
 
@@ -64,13 +64,14 @@ def make_report(spec_name: str, verdicts: dict[str, str], *, only: set[str] | No
 
 def grade(student: str, spec_name: str, report: dict[str, Any] | None, *,
           exit_code: int | None = 0, slug: str = "", problem: str = "") -> Grade:
-    """A Grade as the runner builds it, scored by the real rule."""
+    """A Grade as the runner builds it from the run's JSON report, scored by the real rule."""
     line = RosterLine(line=2, student=student, spec=spec_name, target="http://127.0.0.1:8000/",
                       kind="url")
-    if report is not None:
-        exit_code = report["exit_code"]
-    return Grade(entry=line, exit_code=exit_code, duration_s=2.25, report=report,
-                 problem=problem, score=score(report, load_spec(spec_name)), slug=slug)
+    result = from_dict(report) if report is not None else None
+    if result is not None:
+        exit_code = result.exit_code
+    return Grade(entry=line, exit_code=exit_code, duration_s=2.25, report=result,
+                 problem=problem, score=score(result, load_spec(spec_name)), slug=slug)
 
 
 class Page(HTMLParser):

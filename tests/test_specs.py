@@ -8,6 +8,8 @@ import copy
 import inspect
 import os
 import re
+import sys
+import types
 from importlib import import_module
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from openapi_spec_validator import validate
 
 from conformance import SpecError, load_spec, spec_names
 from conformance._spec import openapi_dir, parse_spec
+from conformance._suites import package_name
 from tests.conftest import ROOT
 
 SHARED = ROOT.parent / "shared"
@@ -35,22 +38,17 @@ def test_openapi_document_is_valid(name: str) -> None:
         validate(document)
 
 
-def _suite_module(name: str) -> str:
-    return f"conformance.suites.{name.replace('-', '_')}"
-
-
 def _checks(name: str) -> dict[str, tuple[set[str], set[str]]]:
-    module = import_module(_suite_module(name))
-    # A spec that extends another runs that one's checks too, imported into its suite.
-    extends = load_spec(name).extends
-    own = {module.__name__} | ({_suite_module(extends)} if extends else set())
+    # A spec that extends another runs that one's checks too (its chain: bases first).
     found = {}
-    for attr, fn in inspect.getmembers(module, inspect.isfunction):
-        if attr.startswith("test_") and fn.__module__ in own:
-            marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
-            ids = {i for m in marks for i in m.args}
-            needs = {n for m in marks for n in m.kwargs.get("needs", ())}
-            found[attr] = (ids, needs)
+    for part in load_spec(name).chain:
+        module = import_module(f"{package_name(part)}.checks")
+        for attr, fn in inspect.getmembers(module, inspect.isfunction):
+            if attr.startswith("test_") and fn.__module__ == module.__name__:
+                marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
+                ids = {i for m in marks for i in m.args}
+                needs = {n for m in marks for n in m.kwargs.get("needs", ())}
+                found[attr] = (ids, needs)
     return found
 
 
@@ -81,13 +79,13 @@ def test_sources_quote_the_assignments(name: str) -> None:
                 assert part in text, f"{req.id}: {part!r} is not in ASSIGNMENTS.md"
 
 
-def _data() -> dict:
-    path = openapi_dir() / "credentials.requirements.yaml"
+def _data(name: str = "credentials") -> dict:
+    path = openapi_dir() / f"{name}.requirements.yaml"
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def _mutate(change) -> dict:
-    data = copy.deepcopy(_data())
+def _mutate(change, name: str = "credentials") -> dict:
+    data = copy.deepcopy(_data(name))
     change(data)
     return data
 
@@ -105,6 +103,58 @@ def _mutate(change) -> dict:
 def test_loader_refuses_broken_specs(change, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         parse_spec(_mutate(change), base=openapi_dir(), where="test")
+
+
+@pytest.mark.parametrize(("name", "change", "message"), [
+    # A misspelt option: the file and the key are named, before anything runs.
+    ("crawler-cached", lambda d: d["reference"]["options"].update(cache_timout=2),
+     r"test: reference/options: \(top\): Additional properties are not allowed "
+     r"\('cache_timout' was unexpected\) \(not an option of this spec's suite\)"),
+    ("crawler-cached", lambda d: d["reference"]["options"].update(cache_timeout="two"),
+     r"test: reference/options: cache_timeout: 'two' is not valid"),
+    ("pipeline", lambda d: d["reference"]["options"].update(services=["receiver"]),
+     r"test: reference/options: services: \['receiver'\] is not of type 'object'"),
+    ("credentials", lambda d: d["reference"].update(options={"time_scale": 2}),
+     r"'time_scale' was unexpected"),
+    ("credentials", lambda d: d.update(spec="no-suite"), r"test: spec 'no-suite' has no suite"),
+    ("crawler-cached", lambda d: d.update(extends="no-such-spec"),
+     r"test: extends: unknown spec 'no-such-spec'"),
+    ("credentials", lambda d: d.update(default_url="not a url"),
+     r"default_url: 'not a url' does not match"),
+])
+def test_loader_names_the_file_and_key_of_a_broken_spec(name: str, change,
+                                                       message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec(_mutate(change, name), base=openapi_dir(), where="test")
+
+
+@pytest.mark.parametrize(("declares", "message"), [
+    ("class Options:\n    pass\n", "must be a dataclass deriving"),
+    ("@dataclass(frozen=True)\nclass Options:\n    x: int = 1\n", "must be a dataclass deriving"),
+    ("@dataclass(frozen=True)\nclass Options(SpecOptions):\n"
+     "    x: tuple[int, ...] = option((), help='x')\n", "option type"),
+])
+def test_a_broken_options_declaration_is_a_spec_error(declares: str, message: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"broken-{abs(hash(declares))}"
+    module = types.ModuleType(package_name(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec("from dataclasses import dataclass\n"
+         "from conformance._options import SpecOptions, option\n" + declares, module.__dict__)
+    with pytest.raises(SpecError, match=f"test: .*{message}"):
+        parse_spec(_mutate(lambda d: d.update(spec=name)), base=openapi_dir(), where="test")
+
+
+def test_every_spec_has_a_suite_package_and_every_package_a_spec() -> None:
+    folders = {p.parent.name for p in (ROOT / "conformance" / "specs").glob("*/checks.py")}
+    assert folders == {package_name(n).rsplit(".", 1)[-1] for n in spec_names()}
+
+
+def test_an_extending_spec_is_made_of_its_base_and_itself() -> None:
+    cached = load_spec("crawler-cached")
+    assert cached.chain == ("crawler", "crawler-cached")
+    assert issubclass(cached.options_class, load_spec("crawler").options_class)
+    assert [o.name for o in cached.options][:1] == ["fixture_host"]
 
 
 def test_unknown_spec_is_an_error() -> None:

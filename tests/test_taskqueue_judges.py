@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from conformance._http import Exchange
-from conformance._taskqueue import (
+from conformance.specs.taskqueue._observation import (
     BATCH,
     Batch,
     Poll,

@@ -1,0 +1,242 @@
+"""The batch HTML report: a verdict matrix per spec (index.html) and one page per student.
+
+Rules: pages are self-contained (inline CSS, no script, no external URL) so they work offline
+and print; everything from a roster or a run is escaped; the same grades give the same bytes.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from conformance._grades import Grade, slugs
+from conformance._result import Failure, RequirementResult
+from conformance._spec import SpecError, load_spec
+
+# Verdict -> (cell text, word). The text differs per verdict so the matrix reads without colour.
+_CELL = {
+    "pass": ("✓", "pass"),
+    "fail": ("✗", "fail"),
+    "not_run": ("?", "not run"),
+    "skipped": ("n/a", "skipped"),
+}
+_MISSING = ("—", "not reported")
+
+
+@dataclass
+class Column:
+    """One requirement of a spec, as a matrix column."""
+
+    id: str
+    level: str
+    statement: str
+
+
+@dataclass
+class Cell:
+    """One student's verdict on one requirement."""
+
+    text: str
+    word: str
+    css: str  # the verdict's class: pass, fail, not_run, skipped, missing
+    href: str = ""  # to the failure on the student's page, for a failed requirement
+
+
+@dataclass
+class Row:
+    """One student in a spec's matrix."""
+
+    student: str
+    href: str
+    cells: list[Cell]
+    score: str
+    musts: str
+    result: str
+    seconds: str
+
+
+@dataclass
+class Shown:
+    """One requirement as a student's page shows it."""
+
+    id: str
+    level: str
+    statement: str
+    reason: str
+    gating: bool
+    failures: list[Failure]
+    rerun: str = ""  # the run's re-run line limited to this requirement
+
+
+@dataclass
+class SpecTable:
+    """One spec's matrix."""
+
+    name: str
+    title: str
+    columns: list[Column]
+    rows: list[Row] = field(default_factory=list)
+
+
+def _env() -> Environment:
+    # StrictUndefined: a misspelt field in a template fails the write instead of printing "".
+    return Environment(loader=PackageLoader("conformance", "templates/batch"), autoescape=True,
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                       keep_trailing_newline=True)
+
+
+def result_word(grade: Grade) -> str:
+    """PASS, FAIL, STOPPED (stopped at the time bound) or ERROR (no report, or the suite broke)."""
+    if grade.exit_code is None:
+        return "STOPPED"
+    if grade.report is None or grade.report.error:
+        return "ERROR"
+    return "PASS" if grade.passed else "FAIL"
+
+
+def _page_slugs(grades: list[Grade]) -> list[str]:
+    """The runner's slugs; a missing or repeated one is replaced so no page overwrites another."""
+    fallback = slugs([g.entry.student for g in grades])
+    out: list[str] = []
+    for g, alt in zip(grades, fallback, strict=True):
+        slug = g.slug or alt
+        n = 2
+        while slug in out:
+            slug = f"{g.slug or alt}-{n}"
+            n += 1
+        out.append(slug)
+    return out
+
+
+def _columns(spec_name: str, grades: list[Grade]) -> tuple[str, list[Column]]:
+    """The spec's title and requirements in spec order, then any id only the reports name."""
+    title = ""
+    columns: list[Column] = []
+    try:
+        spec = load_spec(spec_name)
+        title = spec.title
+        columns = [Column(r.id, r.level, r.statement) for r in spec.requirements]
+    except SpecError:
+        pass  # a spec this install does not know: the reports still say what they checked
+    known = {c.id for c in columns}
+    for g in grades:
+        if g.report is None:
+            continue
+        title = title or g.report.spec.title
+        for r in g.report.results:
+            if r.requirement.id not in known:
+                known.add(r.requirement.id)
+                columns.append(Column(r.requirement.id, r.requirement.level,
+                                      r.requirement.statement))
+    return title, columns
+
+
+def _cell(req: RequirementResult | None, strict: bool, slug: str) -> Cell:
+    if req is None:
+        return Cell(*_MISSING, css="missing")
+    verdict = req.verdict
+    text, word = _CELL[verdict]
+    css: str = verdict
+    if verdict in ("fail", "not_run") and not req.gating(strict):
+        # As on the terminal: a problem that did not decide the exit code is not red.
+        css += " nongating"
+        word += " (does not gate)"
+    href = f"students/{slug}.html#{req.requirement.id}" if verdict == "fail" else ""
+    return Cell(text, word, css, href)
+
+
+def _row(grade: Grade, slug: str, columns: list[Column]) -> Row:
+    report = grade.report
+    reqs = {r.requirement.id: r for r in report.results} if report else {}
+    strict = report.strict if report else False
+    musts = [c for c in columns if c.level == "MUST"]
+    won = sum(1 for c in musts if c.id in reqs and reqs[c.id].verdict == "pass")
+    return Row(
+        student=grade.entry.student, href=f"students/{slug}.html",
+        cells=[_cell(reqs.get(c.id), strict, slug) for c in columns],
+        score=f"{grade.score:.1f}", musts=f"{won}/{len(musts)}", result=result_word(grade),
+        seconds=f"{grade.duration_s:.1f}",
+    )
+
+
+def _tables(grades: list[Grade], page_slugs: list[str]) -> list[SpecTable]:
+    order = list(dict.fromkeys(g.entry.spec for g in grades))
+    tables = []
+    for name in order:
+        mine = [(g, s) for g, s in zip(grades, page_slugs, strict=True) if g.entry.spec == name]
+        title, columns = _columns(name, [g for g, _ in mine])
+        table = SpecTable(name, title, columns)
+        table.rows = [_row(g, s, columns) for g, s in mine]
+        tables.append(table)
+    return tables
+
+
+def _shown(r: RequirementResult, strict: bool, rerun: str) -> Shown:
+    only = f"{rerun} --only {shlex.quote(r.requirement.id)}" if rerun else ""
+    return Shown(r.requirement.id, r.requirement.level, r.requirement.statement, r.reason,
+                 r.gating(strict), r.failures, only)
+
+
+def _student(grade: Grade) -> dict[str, Any]:
+    """What a student's page shows, as plain data for the template."""
+    report = grade.report
+    results = report.results if report else []
+    strict = report.strict if report else False
+    rerun = report.rerun if report else ""
+    shown = [_shown(r, strict, rerun) for r in results]
+    counts = []
+    for level, c in (report.counts() if report else {}).items():
+        total = sum(c.values())
+        if total:
+            counts.append(f"{level} {c['pass']}/{total} passed")
+    return {
+        "student": grade.entry.student,
+        "spec": grade.entry.spec,
+        "title": report.spec.title if report else "",
+        "target": report.target if report else grade.entry.target,
+        "score": f"{grade.score:.1f}",
+        "result": result_word(grade),
+        "seconds": f"{grade.duration_s:.1f}",
+        "exit_code": "none (stopped)" if grade.exit_code is None else str(grade.exit_code),
+        "rerun": rerun,
+        "problem": grade.problem,
+        "error": report.error if report else "",
+        "counts": "; ".join(counts),
+        "failed": [s for s, r in zip(shown, results, strict=True) if r.verdict == "fail"],
+        "not_run": [s for s, r in zip(shown, results, strict=True) if r.verdict == "not_run"],
+        "skipped": [s for s, r in zip(shown, results, strict=True) if r.verdict == "skipped"],
+        "notes": [(r.requirement.id, n) for r in results for n in r.notes],
+    }
+
+
+def _write(path: Path, text: str) -> None:
+    # newline="" keeps "\n" on every platform, so the bytes do not depend on where it ran.
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+
+
+def write_batch(grades: list[Grade], out: Path, *, title: str = "Grades", note: str = "") -> Path:
+    """Write `out/index.html` and `out/students/SLUG.html` per grade; return the index's path.
+
+    `note` (e.g. when the batch ran) is shown under the title; nothing else varies between runs.
+    """
+    env = _env()
+    page_slugs = _page_slugs(grades)
+    students = out / "students"
+    students.mkdir(parents=True, exist_ok=True)
+    page = env.get_template("student.html.j2")
+    for grade, slug in zip(grades, page_slugs, strict=True):
+        data = _student(grade)
+        _write(students / f"{slug}.html",
+               page.render(page_title=f"{data['student']} - {data['spec']}", batch_title=title,
+                           note=note, s=data))
+    index = out / "index.html"
+    _write(index, env.get_template("index.html.j2").render(
+        page_title=title, batch_title=title, note=note, tables=_tables(grades, page_slugs),
+        legend=[(v, *_CELL[v]) for v in _CELL] + [("missing", *_MISSING)],
+        count=len(grades)))
+    return index
