@@ -76,13 +76,15 @@ def spec_options() -> list[_Owned]:
     for name in spec_names():
         for o in load_spec(name).options:
             found.setdefault((o.owner, o.name), (o, []))[1].append(name)
-    flags: dict[str, str] = {o.flag: "" for o in core_options()}
+    # One flag and one name, one declaration: a run's options are looked up by name.
+    taken: dict[str, str] = {k: "" for o in core_options() for k in (o.flag, o.name)}
     out = []
     for (owner, _), (o, names) in found.items():
-        if flags.get(o.flag, owner) != owner:
-            raise SpecError(f"{o.flag} is declared twice: by {flags[o.flag] or 'the core'} and "
-                            f"by {owner}")
-        flags[o.flag] = owner
+        for key in (o.flag, o.name):
+            if taken.get(key, owner) != owner:
+                raise SpecError(f"option {key} is declared twice: by {taken[key] or 'the core'} "
+                                f"and by {owner}")
+            taken[key] = owner
         out.append(_Owned(o, tuple(names)))
     return out
 
