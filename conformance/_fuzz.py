@@ -3,7 +3,9 @@ checks, findings mapped onto two requirements ("no server errors", "answers matc
 an answer the document links to another operation (POST -> GET) is followed and judged too.
 
 Rules: generation is seeded and bounded in examples and seconds, each operation getting its
-share of the seconds left, and it stops when they run out (nothing generated goes unsent); no
+share of the seconds left from its first example on (generation's one-time start, seconds on a
+busy machine, is nobody's share), and it stops when they run out (nothing generated goes
+unsent); no
 shrinking, so a failure is the first one found (its curl line reproduces it); requests go
 through our `Http`, so each has the run's deadline; a request that gets no answer counts
 against "no server errors".
@@ -12,6 +14,7 @@ against "no server errors".
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +127,29 @@ def _operation(result: Ok[APIOperation[Any, Any, Any, Any]] | Err[InvalidSchema]
     return result.ok()
 
 
+@dataclass
+class _Clock:
+    """The fuzzing time: each operation gets its share of what is left, counted from its first
+    example on, so generation's one-time start (seconds on a busy machine) is nobody's share."""
+
+    ends: float  # when all fuzzing must be over
+    left: int  # operations still to fuzz, the current one included
+    deadline: float = math.inf  # the current operation's; inf until its first example
+
+    def next_operation(self, left: int) -> None:
+        """A new operation starts; `left` operations are still to fuzz, itself included."""
+        self.left, self.deadline = left, math.inf
+
+    def first_example(self) -> None:
+        """The current operation's first example came: its share starts now."""
+        now = time.monotonic()
+        self.deadline = now + max(0.0, self.ends - now) / self.left
+
+    def over(self) -> bool:
+        """Whether the current operation's time is up."""
+        return time.monotonic() > self.deadline
+
+
 def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, seed: int,
          max_examples: int, seconds: float,
          adjust: Callable[[dict[str, Any]], None] | None = None,
@@ -141,7 +167,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
     schema = schemathesis.openapi.from_dict(document)
     report = FuzzReport()
     started = time.monotonic()
-    deadline = started + seconds  # of the operation being fuzzed; set per operation below
+    clock = _Clock(ends=started + seconds, left=1)
     gap = 1.0 / max_rate if max_rate else 0.0
     next_at = started
 
@@ -149,7 +175,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
         nonlocal next_at
         now = time.monotonic()
         if next_at > now:
-            time.sleep(min(next_at - now, max(0.0, deadline - now)))
+            time.sleep(min(next_at - now, max(0.0, clock.deadline - now)))
         next_at = max(now, next_at) + gap
 
     def judge(case: Case, ex: Exchange) -> None:
@@ -170,7 +196,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
 
     def done() -> bool:
         """Whether the operation's time is up, or both requirements already failed."""
-        return time.monotonic() > deadline or len(report.failures) == 2
+        return clock.over() or len(report.failures) == 2
 
     def send(case: Case, depth: int = 0) -> None:
         if done():
@@ -183,7 +209,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
         content = built.read() or None
         if gap:
             pace()
-            if time.monotonic() > deadline:
+            if clock.over():
                 return
         report.sent += 1
         try:
@@ -209,7 +235,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
     for left, operation in zip(range(len(operations), 0, -1), operations, strict=True):
         # Each operation gets its share of the time still left, so a slow or paced first
         # operation cannot starve the others of fuzzing.
-        deadline = time.monotonic() + max(0.0, started + seconds - time.monotonic()) / left
+        clock.next_operation(left)
 
         @hypothesis.settings(max_examples=max_examples, deadline=None, database=None,
                              phases=[Phase.explicit, Phase.generate], print_blob=False,
@@ -217,6 +243,8 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
         @hypothesis.seed(seed)
         @hypothesis.given(operation.as_strategy())
         def run(case: Case) -> None:
+            if clock.deadline == math.inf:
+                clock.first_example()
             if done():
                 raise _Enough  # generating more would only cost CPU: nothing more is sent
             send(case)

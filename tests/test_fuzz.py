@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance._fuzz import fuzz
+from conformance._fuzz import _Clock, fuzz
 from conformance._http import Http
 
 DOCUMENT = {
@@ -105,3 +105,18 @@ def test_the_time_bound_stops_generation_too(things) -> None:
     # Generating the 9,960 examples nobody would send takes tens of seconds; stopping takes none.
     assert took < 10, f"fuzzing for 1 s took {took:.1f} s"
     assert 0 < report.sent <= 25
+
+
+def test_an_operations_share_starts_at_its_first_example() -> None:
+    # Hypothesis sets itself up before the first example (seconds on a busy machine): that
+    # time is nobody's share, or the first operation would get none of its own.
+    clock = _Clock(ends=time.monotonic() + 10.0, left=2)
+    clock.next_operation(2)
+    assert clock.deadline == float("inf") and not clock.over()
+    time.sleep(0.2)
+    clock.first_example()
+    share = clock.deadline - time.monotonic()
+    assert 4.5 < share <= 4.9, share  # half of the 9.8 s left, counted from now
+    clock.next_operation(1)
+    clock.first_example()
+    assert 4.5 < clock.deadline - time.monotonic() <= 9.8
