@@ -165,6 +165,20 @@ class Tables:
         received = parse_table("received", self.read_text("received", requirement))
         return Snapshot(time.monotonic(), records, received)
 
+    def wait_still(self, quiet: float, limit: float) -> Snapshot:
+        """Read until the records table has not grown for `quiet` seconds (an earlier run's
+        last records written), or `limit` seconds passed; the last snapshot."""
+        deadline = time.monotonic() + limit
+        snap = self.snapshot()
+        still_since = snap.at
+        while snap.at - still_since < quiet and time.monotonic() < deadline:
+            time.sleep(POLL)
+            newer = self.snapshot()
+            if len(newer.records.rows) != len(snap.records.rows):
+                still_since = newer.at
+            snap = newer
+        return snap
+
     def wait_for(self, ids: set[str], since: int, limit: float) -> tuple[Snapshot, float | None]:
         """Read until every id in `ids` is among the records past row `since`, or `limit` s
         passed; the last snapshot and when they were all there (None: never)."""
