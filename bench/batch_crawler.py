@@ -14,29 +14,18 @@ gain). Everything talks to loopback only and has TIME_LIMIT seconds.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+from _batch import arguments, measure
 
 from conformance import load_spec
 from conformance._run import reference_command
 from fixtures._twins import command
 from fixtures.crawler import CRAWLERS
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGETS = 30
 JOBS = 20
 FUZZ_SECONDS = 5.0
-TIME_LIMIT = 900.0
-AIM = 4.0
 
 
 def roster(count: int) -> list[tuple[str, str, bool]]:
@@ -52,65 +41,12 @@ def roster(count: int) -> list[tuple[str, str, bool]]:
     return lines
 
 
-def timed(argv: list[str], limit: float) -> tuple[float, int]:
-    """Seconds `argv` took from the repository root, and its exit status."""
-    started = time.monotonic()
-    done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          timeout=limit, check=False)
-    return time.monotonic() - started, done.returncode
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both measurements and print the table; 0 when the aim is met and verdicts are right."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--targets", type=int, default=TARGETS)
-    parser.add_argument("--jobs", type=int, default=JOBS)
-    parser.add_argument("--fuzz-seconds", type=float, default=FUZZ_SECONDS)
-    args = parser.parse_args(argv)
-    console = Console()
-    common = ["--seed", "0", "--fuzz-seconds", f"{args.fuzz_seconds:g}"]
+    args = arguments(__doc__ or "", TARGETS, JOBS, FUZZ_SECONDS, argv)
     lines = roster(args.targets)
-    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
-        one, code = timed([sys.executable, "-m", "conformance", "run", "crawler", "--command",
-                           reference_command(load_spec("crawler")), "--max-rate", "20",
-                           *common], TIME_LIMIT / 4)
-        if code != 0:
-            console.print(f"the single run of the reference exited {code}: not comparable")
-            return 1
-        path = Path(tmp) / "roster.csv"
-        with path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(["student", "spec", "target"])
-            out.writerows([student, "crawler", command] for student, command, _ in lines)
-        many, code = timed([sys.executable, "-m", "conformance", "batch", str(path), "--out",
-                            str(Path(tmp) / "grading"), "--jobs", str(args.jobs), "--rate",
-                            "20", *common], TIME_LIMIT)
-        results = json.loads((Path(tmp) / "grading" / "results.json").read_text())
-        logs = {log.stem: log.read_text(encoding="utf-8")
-                for log in (Path(tmp) / "grading" / "logs").glob("*.log")}
-    passed = {s["student"]: s["passed"] for s in results["students"]}
-    wrong = [student for student, _, should in lines if passed.get(student) != should]
-    for s in results["students"]:
-        if s["student"] not in wrong:
-            continue
-        # Why a verdict went wrong is the whole point of looking: say all we know of it.
-        console.print(f"{s['student']}: exit {s['exit_code']}, {s['duration_s']} s, "
-                      f"problem {s['problem']!r}")
-        for r in (s["report"] or {}).get("requirements", []):
-            if r["verdict"] not in ("pass", "skipped"):
-                first = r["failures"][0]["message"] if r["failures"] else ""
-                console.print(f"  {r['id']} {r['verdict']}: {first}", markup=False)
-        console.print(logs.get(s["slug"], "(no log)")[-3000:], markup=False)
-    table = Table(title=f"{len(lines)} crawler targets, {args.jobs} at a time")
-    for column in ("measure", "value"):
-        table.add_column(column)
-    table.add_row("one target (reference)", f"{one:.1f} s")
-    table.add_row(f"batch of {len(lines)}", f"{many:.1f} s (exit {code})")
-    table.add_row("batch / one", f"{many / one:.2f}x (aim at most {AIM:g}x)")
-    table.add_row("verdicts as expected", f"{len(lines) - len(wrong)}/{len(lines)}"
-                  + (f" (wrong: {', '.join(wrong)})" if wrong else ""))
-    console.print(table)
-    return 0 if many / one <= AIM and not wrong else 1
+    return measure("crawler", reference_command(load_spec("crawler")), lines, args,
+                   f"{len(lines)} crawler targets, {args.jobs} at a time")
 
 
 if __name__ == "__main__":

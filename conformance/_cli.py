@@ -20,10 +20,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from conformance import __version__, batch, reports
-from conformance._arguments import UsageError, add_run_arguments, resolve_run, word_type
+from conformance._arguments import (
+    RunRequest,
+    UsageError,
+    add_run_arguments,
+    resolve_run,
+    word_type,
+)
+from conformance._isolation import Network, enter_own_network
 from conformance._options import positive, positive_int
 from conformance._result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunResult
-from conformance._run import run_spec
+from conformance._run import network_needed, run_spec
 from conformance._spec import SpecError, load_spec, spec_names
 from conformance._target import TargetError
 
@@ -128,8 +135,25 @@ def _progress(console: Console) -> Iterator[Callable[[str], Callable[[int, int, 
         yield for_spec
 
 
+def _network(request: RunRequest, err: Console) -> Network:
+    """A network of the run's own when every spec of the request may have one and this machine
+    gives one (entered now, before any thread or socket); else the machine's, saying why."""
+    for spec in request.specs:
+        why = network_needed(spec, request.base_url, request.command,
+                             request.options[spec.name])
+        if why:
+            return Network(False, why)
+    refused = enter_own_network()
+    if refused:
+        err.print(f"conformance: note: no network of its own for this run ({escape(refused)}); "
+                  f"its fixed ports are locked and its listeners checked instead")
+        return Network(False, refused)
+    return Network(True)
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
     request = resolve_run(args)
+    network = _network(request, Console(stderr=True, highlight=False))
     results: list[RunResult] = []
     with _progress(Console(stderr=True)) as progress:
         for spec in request.specs:
@@ -137,7 +161,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 result = run_spec(spec, base_url=request.base_url, command=request.command,
                                   options=request.options[spec.name], only=request.only,
                                   startup_timeout=request.startup_timeout,
-                                  on_progress=progress(spec.name))
+                                  on_progress=progress(spec.name), network=network)
             except TargetError as exc:
                 raise UsageError(str(exc)) from None
             results.append(result)

@@ -9,13 +9,13 @@ options are read by every command): no server library at import time.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conformance._checks import CheckFailure
+from conformance._isolation import target_env
 from conformance._options import SpecOptions, option, positive_int
 from conformance._target import Completed, ProgramTarget
 
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 TRACEBACK = "Traceback (most recent call last)"
 MAX_MESSAGE_LINES = 4  # "a short message"
-PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 # The words of a command line refused by argparse, click and hand-written parsers.
 USAGE = re.compile(r"usage:|invalid choice|unrecognized arguments|arguments are required|"
                    r"no such (sub)?command|unknown (sub)?command|invalid (sub)?command|"
@@ -57,8 +56,9 @@ def nonblank(text: str) -> list[str]:
 
 
 def client_env() -> dict[str, str]:
-    """The suite's environment without proxy settings: the client's server is on loopback."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARIABLES}
+    """The environment a client starts with (conformance/_isolation.py): no proxy settings, as
+    its server is on loopback, and none of our Python paths."""
+    return target_env()
 
 
 @dataclass

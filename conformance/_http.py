@@ -4,12 +4,19 @@ lack of one) comes back as an `Exchange` or a `CheckFailure` with a reason and a
 Rules: requests run on an httpx AsyncClient inside a background event loop, so the deadline
 covers everything (connect, a trickled header, an endless body); proxies from the environment
 are ignored; redirects are not followed; nothing here raises a transport exception to a check.
+A request that went out on a kept-alive connection which the server had closed (it ends before
+any part of an answer: the connection closed or reset, the request could not be written) is
+sent once more on a new connection, as browsers do, within the same deadline; the first
+attempt is then kept as a `Retry`, naming who sent the request, so a report can say so
+(`Http.retries`). Nothing else is ever sent again: not a timeout, not a fresh connection that
+fails, not a connection that breaks once an answer has begun, not an answer that is not HTTP.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -22,6 +29,8 @@ import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 MAX_BODY = 1 << 20
+# What a CheckFailure for a request that got no answer expected (so a check can tell one).
+NO_ANSWER = "a complete HTTP answer"
 
 
 def curl_line(method: str, url: str, headers: dict[str, str] | None = None,
@@ -85,31 +94,70 @@ class Exchange:
                          self.timeout)
 
 
+@dataclass(frozen=True)
+class Retry:
+    """A request sent a second time, on a new connection: the kept-alive connection it first
+    went out on had been closed by the server before any part of an answer came."""
+
+    method: str
+    url: str
+    first: str  # what the first attempt met, in a person's words
+    then: str  # how the second went: "answered 200", or why it got no answer either
+    sender: str  # who sent the request (the `sender` Http was given), "" when unknown
+
+    def note(self) -> str:
+        """The retry as one line of a report."""
+        path = httpx.URL(self.url).raw_path.decode("ascii", "replace")
+        return (f"{self.method} {path} went out on a kept-alive connection the server had "
+                f"closed ({self.first}); sent once more on a new connection, which {self.then}")
+
+
 class Http:
-    """A blocking facade for checks; use as a context manager (it owns an event loop thread)."""
+    """A blocking facade for checks; use as a context manager (it owns an event loop thread).
+
+    `sender`, when given, names who sends each request (called in the sender's thread as the
+    request is made): a `Retry` keeps that name."""
 
     def __init__(self, base_url: str, timeout: float = 5.0, *, max_body: int = MAX_BODY,
-                 explain: Callable[[], str] | None = None) -> None:
+                 explain: Callable[[], str] | None = None,
+                 sender: Callable[[], str] | None = None) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.max_body = max_body
         self._explain = explain or (lambda: "")
+        self._sender = sender or (lambda: "")
         self._stack = ExitStack()
         self._portal: BlockingPortal | None = None
         self._client: httpx.AsyncClient | None = None
+        self._fresh: httpx.AsyncClient | None = None
+        self._retries: list[Retry] = []
+        self._retries_lock = threading.Lock()
 
     def __enter__(self) -> Http:
         self._portal = self._stack.enter_context(start_blocking_portal(backend="asyncio"))
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url, follow_redirects=False, trust_env=False,
-            timeout=httpx.Timeout(self.timeout),
-            headers={"User-Agent": "conformance-kit"},
-        )
-        self._stack.callback(self._portal.call, self._client.aclose)
+        self._client = self._new_client(httpx.Limits())
+        self._stack.callback(self._portal.call, self._close_clients)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+    def _new_client(self, limits: httpx.Limits) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.base_url, follow_redirects=False, trust_env=False,
+            timeout=httpx.Timeout(self.timeout), limits=limits,
+            headers={"User-Agent": "conformance-kit"},
+        )
+
+    async def _close_clients(self) -> None:
+        for client in (self._client, self._fresh):
+            if client is not None:
+                await client.aclose()
+
+    def retries(self) -> list[Retry]:
+        """Every request sent a second time so far, in the order they were (a copy)."""
+        with self._retries_lock:
+            return list(self._retries)
 
     def url(self, target: str) -> str:
         """The absolute URL of `target`, a path from the service's root (the base URL, whose
@@ -139,32 +187,92 @@ class Http:
         limit = self.timeout if timeout is None else timeout
         url = self.url(target)
         future = self._portal.start_task_soon(self._send, method, url, headers or {}, content,
-                                              limit)
+                                              limit, self._sender())
         return Pending(future, self._explain, method, url, headers, content, limit, requirement)
 
     async def _send(self, method: str, url: str, headers: dict[str, str],
-                    content: bytes | None, limit: float) -> Exchange:
+                    content: bytes | None, limit: float, sender: str) -> Exchange:
         assert self._client is not None
         started = time.monotonic()
         try:
+            # One deadline for both attempts: a retry never makes a request take longer.
             with anyio.fail_after(limit):
-                async with self._client.stream(method, url, headers=headers, content=content,
-                                               timeout=httpx.Timeout(limit)) as response:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > self.max_body:
-                            raise _NoAnswer(f"the body goes on past {self.max_body} bytes")
+                try:
+                    return await self._attempt(self._client, method, url, headers, content,
+                                               limit, started)
+                except _Stale as stale:
+                    first = stale.reason
+                if self._fresh is None:
+                    # Keeps no connection: each request it sends opens a new one.
+                    self._fresh = self._new_client(httpx.Limits(max_keepalive_connections=0))
+                then = "got no complete answer either, by the request's deadline"
+                try:
+                    ex = await self._attempt(self._fresh, method, url, headers, content, limit,
+                                             started)
+                    then = f"answered {ex.status}"
+                    return ex
+                except _NoAnswer as exc:
+                    then = f"got no answer either: {exc.reason}"
+                    raise
+                finally:
+                    self._retried(Retry(method, url, first, then, sender))
         except TimeoutError:
             raise _NoAnswer(f"no complete answer within {limit:g} s") from None
+
+    def _retried(self, retry: Retry) -> None:
+        with self._retries_lock:
+            self._retries.append(retry)
+
+    async def _attempt(self, client: httpx.AsyncClient, method: str, url: str,
+                       headers: dict[str, str], content: bytes | None, limit: float,
+                       started: float) -> Exchange:
+        """One attempt: the answer, `_Stale` when a kept-alive connection turned out closed
+        before any of an answer came, or `_NoAnswer`."""
+        # httpcore reports the steps of a request to a trace callback: whether it opened a
+        # connection for this one (else it reused a kept-alive one), and how far it got.
+        steps: list[str] = []
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            steps.append(name)
+
+        try:
+            async with client.stream(method, url, headers=headers, content=content,
+                                     timeout=httpx.Timeout(limit),
+                                     extensions={"trace": trace}) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_body:
+                        raise _NoAnswer(f"the body goes on past {self.max_body} bytes")
         except httpx.HTTPError as exc:
-            raise _NoAnswer(_describe(exc)) from None
+            reason = _describe(exc)
+            if _closed_before_answer(exc, steps):
+                raise _Stale(reason) from None
+            raise _NoAnswer(reason) from None
         return Exchange(
             method=method, url=url, request_headers=headers, request_content=content,
             status=response.status_code, reason=response.reason_phrase,
             headers=response.headers, body=bytes(body), elapsed=time.monotonic() - started,
             timeout=limit,
         )
+
+
+def _closed_before_answer(exc: httpx.HTTPError, steps: list[str]) -> bool:
+    """Whether a failed attempt met a kept-alive connection the server had closed: it opened
+    no connection of its own, got no answer's head, and the connection ended (closed, reset,
+    or unwritable) rather than timing out or carrying something that is not HTTP."""
+    reused = not any(step.startswith("connection.connect_tcp.") for step in steps)
+    head = any(step.endswith("receive_response_headers.complete") for step in steps)
+    if not reused or head or isinstance(exc, httpx.TimeoutException):
+        return False
+    if isinstance(exc, httpx.RemoteProtocolError):
+        # httpcore's words when the connection ended before an answer's head was complete; any
+        # other protocol error is an answer that is not HTTP.
+        return "without sending a response" in str(exc)
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return isinstance(_root_os_error(exc), ConnectionResetError | BrokenPipeError |
+                          ConnectionAbortedError)
+    return False
 
 
 @dataclass
@@ -190,7 +298,7 @@ class Pending:
             why = self.explain()
             reason = f"{exc.reason}; {why}" if why else exc.reason
             raise CheckFailure(f"{self.method} {httpx.URL(self.url).raw_path.decode()}: {reason}",
-                               expected="a complete HTTP answer", actual=reason,
+                               expected=NO_ANSWER, actual=reason,
                                reproduce=curl_line(self.method, self.url, self.headers,
                                                    self.content, self.limit),
                                requirement=self.requirement) from None
@@ -200,6 +308,10 @@ class _NoAnswer(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class _Stale(_NoAnswer):
+    """The first attempt met a kept-alive connection the server had closed: worth one more."""
 
 
 def _root_os_error(exc: BaseException) -> OSError | None:

@@ -36,20 +36,24 @@ class _Info:
     check: Callable[[Any], str] | None
     roster: bool
     flag: str
+    outside: Callable[[Any], bool] | None
 
 
 def option(default: Any = None, *, help: str, metavar: str = "",
            parse: Callable[[str], Any] | None = None, check: Callable[[Any], str] | None = None,
-           roster: bool = True, flag: str = "") -> Any:
+           roster: bool = True, flag: str = "",
+           outside: Callable[[Any], bool] | None = None) -> Any:
     """A declared option: a dataclass field with its default and how the command line shows it.
 
     `parse` turns one command-line word into a value (raising OptionError or ValueError with the
     reason); by default the annotation's type does. `check` returns '' for a usable value or
     why not (e.g. a folder that does not exist). `roster=False` keeps it out of a roster's args.
     `flag` replaces the one made from the name (as `--service` for a dict named `services`).
+    `outside(value)` says whether a value names something outside the run (a host or service
+    the grader started, a machine elsewhere), which a network of the run's own would cut off.
     `help` may use %(default)s.
     """
-    info = _Info(help, metavar, parse, check, roster, flag)
+    info = _Info(help, metavar, parse, check, roster, flag, outside)
     if isinstance(default, dict):
         frozen = dict(default)
         return field(default_factory=lambda: dict(frozen), metadata={_META: info})
@@ -71,6 +75,11 @@ class Option:
     own_flag: str = ""
     parse_word: Callable[[str], Any] | None = field(default=None, compare=False)
     check_value: Callable[[Any], str] | None = field(default=None, compare=False)
+    outside: Callable[[Any], bool] | None = field(default=None, compare=False)
+
+    def reaches_outside(self, value: Any) -> bool:
+        """Whether `value` names something outside the run, which it must reach."""
+        return self.outside is not None and value != self.default and self.outside(value)
 
     @property
     def flag(self) -> str:
@@ -179,7 +188,7 @@ def _declare(cls: type) -> tuple[Option, ...]:
             raise TypeError(f"{where}: an option needs a default")
         out.append(Option(f.name, kind, optional, default, info.help, info.metavar or
                           f.name.upper(), info.roster, where.rsplit(".", 1)[0], info.flag,
-                          info.parse, info.check))
+                          info.parse, info.check, info.outside))
     return tuple(out)
 
 
@@ -188,6 +197,15 @@ def _number(kind: Callable[[str], Any], text: str) -> Any:
         return kind(text)
     except ValueError:
         raise OptionError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
+
+
+def existing_folder(value: str | None) -> str:
+    """'' for a folder that exists (or no value), else why not."""
+    import os
+
+    if value is not None and not os.path.isdir(value):
+        return f"folder {value!r} does not exist"
+    return ""
 
 
 def positive(text: str) -> float:
@@ -237,6 +255,14 @@ class RunOptions(Generic[S]):
                                     help="fuzzing sends at most R requests a second (default: "
                                          "no pacing), to stay polite to a server others use too")
     strict: bool = option(False, help="SHOULD requirements gate too")
+    workdir: str | None = option(
+        None, metavar="DIR", check=existing_folder,
+        help="the folder a started target runs in (default: a new empty folder of the run's "
+             "own), e.g. the student's, for a command such as `uvicorn main:app`")
+    shared_network: bool = option(
+        False, help="run the target on this machine's network rather than in a network of "
+                    "its own (for a target that needs a service started outside the run); "
+                    "its fixed ports are then locked and its listener checked")
     spec: S = field(default_factory=SpecOptions)  # type: ignore[assignment]  # S's own default
 
 

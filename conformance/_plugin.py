@@ -3,7 +3,9 @@
 Rules: every collected check names known requirement ids (else the run stops with an error);
 checks run so that whatever a check needs is checked before it; a check whose need failed, was
 not run or was skipped does not run and says why; each finished check's outcome is kept per
-requirement, and `results()` folds them into verdicts by the rules of `_result`.
+requirement, and `results()` folds them into verdicts by the rules of `_result`. A request
+the `http` fixture had to send again (`conformance._http.Retry`) is a note of the check that
+sent it, however late it came.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from conformance._options import RunOptions, SpecOptions
 from conformance._result import Failure, RequirementResult, Verdict
 from conformance._spec import Spec
 from conformance._target import ProgramTarget, ServerTarget
+
+RETRY_NOTES = 3  # notes of requests sent again, at most, per check
 
 
 @dataclass
@@ -51,6 +55,8 @@ class ConformancePlugin:
         self._outcomes: dict[str, _Outcome] = {}
         self._by_req: dict[str, list[str]] = {}
         self._total = 0
+        self._sending = ""  # the node id of the check running now, who sends what is sent
+        self._clients: list[Http] = []
         self.interrupted = False
         self.errors: list[str] = []
 
@@ -81,7 +87,9 @@ class ConformancePlugin:
     @pytest.fixture(scope="session")
     def http(self, server: ServerTarget) -> Iterator[Http]:
         """An HTTP client for the server under test; every request has a deadline."""
-        with Http(server.base_url, self._options.timeout, explain=server.explain) as h:
+        with Http(server.base_url, self._options.timeout, explain=server.explain,
+                  sender=lambda: self._sending) as h:
+            self._clients.append(h)
             yield h
 
     @pytest.fixture
@@ -162,6 +170,9 @@ class ConformancePlugin:
     def _outcomes_of(self, rid: str) -> list[_Outcome]:
         return [self._outcomes[n] for n in self._by_req.get(rid, []) if n in self._outcomes]
 
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self._sending = nodeid  # before its fixtures are set up: they may send requests too
+
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         needs = self._items[item.nodeid][1]
         for need in needs:
@@ -233,9 +244,19 @@ class ConformancePlugin:
             verdict, reason, failures = _fold(req.id, self._outcomes_of(req.id))
             out.append(RequirementResult(
                 req, verdict, reason, failures, checks=[n.split("::")[-1] for n in nodeids],
-                notes=[n for o in self._outcomes_of(req.id) for n in o.notes],
+                notes=[n for nodeid in nodeids if nodeid in self._outcomes
+                       for n in self._notes(nodeid)],
             ))
         return out
+
+    def _notes(self, nodeid: str) -> list[str]:
+        """A finished check's notes: its own, then a line for each request it had sent again."""
+        retried = [r.note() for h in self._clients for r in h.retries() if r.sender == nodeid]
+        if len(retried) > RETRY_NOTES:  # fuzzing may meet dozens: the first few say what it was
+            more = len(retried) - RETRY_NOTES
+            retried[RETRY_NOTES:] = [f"... and {more} more of its requests were sent once more "
+                                     f"on a new connection the same way"]
+        return [*self._outcomes[nodeid].notes, *retried]
 
 
 def _fold(rid: str, outcomes: list[_Outcome]) -> tuple[Verdict, str, list[Failure]]:

@@ -62,6 +62,8 @@ class RunResult:
     rerun: str = ""
     error: str = ""
     options: RunOptions[SpecOptions] | None = None  # what the checks were given
+    # How the target was kept apart from other runs and programs, in words ('' unknown).
+    isolation: str = ""
 
     @property
     def passed(self) -> bool:

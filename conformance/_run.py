@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from conformance._isolation import SHARED, Network
 from conformance._options import RunOptions, SpecOptions, core_options, declared, given
 from conformance._plugin import CollectionProblem, ConformancePlugin
 from conformance._result import RunResult
@@ -33,6 +34,7 @@ from conformance._target import (
     ServerTarget,
     TargetError,
     free_port,
+    host_port,
     program_target,
     server_target,
 )
@@ -137,13 +139,32 @@ def rerun_command(spec: Spec, base_url: str | None, command: str | None,
     return shlex.join(words)
 
 
+def network_needed(spec: Spec, base_url: str | None, command: str | None,
+                   options: RunOptions[SpecOptions]) -> str:
+    """'' when a run of `spec` may have a network of its own; else why it must share this
+    machine's (the target runs outside the run, or an option names something out there)."""
+    if options.shared_network:
+        return "--shared-network"
+    if base_url is not None and command is None:
+        return "the target runs outside this run, at its URL"
+    if base_url is not None and host_port(base_url)[0] not in ("127.0.0.1", "localhost", "::1"):
+        return "its base URL is not on this machine's loopback"
+    for o in declared(type(options.spec)):
+        if o.reaches_outside(getattr(options.spec, o.name)):
+            return f"{o.flag} names something outside the run"
+    return ""
+
+
 def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = None,
              options: RunOptions[SpecOptions] | None = None, only: set[str] | None = None,
              startup_timeout: float = 15.0,
-             on_progress: Callable[[int, int, str], None] | None = None) -> RunResult:
+             on_progress: Callable[[int, int, str], None] | None = None,
+             network: Network = SHARED) -> RunResult:
     """Check `spec` against the server at `base_url`, or started by `command`, or our reference.
 
     `options.spec` must be an instance of the spec's options class (its defaults when not).
+    `network` says whether this process has a network of its own (conformance/_isolation.py);
+    on a shared one, fixed ports are locked and listeners checked.
     Raises TargetError when the target cannot be set up as asked (a usage problem).
     """
     asked: RunOptions[SpecOptions] = options or RunOptions(spec=spec.options_class())
@@ -168,16 +189,22 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         if embedded and any("{tmp}" in w for w in spec.reference_command):
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-ref-"))
         start = reference_command(spec, options.spec, tmp, ports) if embedded else command
+        # A started target runs in a folder of its own, so what it writes there (uploads,
+        # tables) meets no other run's.
+        workdir = Path(options.workdir).resolve() if options.workdir else Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-work-")))
         target: ServerTarget | ProgramTarget
         if spec.kind == "program":
             if base_url is not None:
                 raise TargetError(f"{spec.name} checks a program: give --command, not --base-url")
             assert start is not None
-            target = program_target(start, default_url=spec.default_url,
-                                    server_port=options.spec.program_port())
+            target = stack.enter_context(program_target(
+                start, default_url=spec.default_url, server_port=options.spec.program_port(),
+                workdir=workdir, own_network=network.own))
         else:
             target = stack.enter_context(server_target(
-                base_url, start, default_url=spec.default_url, startup_timeout=startup_timeout))
+                base_url, start, default_url=spec.default_url, startup_timeout=startup_timeout,
+                workdir=workdir, own_network=network.own))
         plugin = ConformancePlugin(spec, target, options, only=only, on_progress=on_progress)
         code, output = _pytest(suite, plugin)
         label = f"our reference ({target.label})" if embedded else target.label
@@ -194,6 +221,8 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         spec=spec, target=label, strict=options.strict, seed=options.seed,
         started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
         results=results, error=error, options=options,
+        isolation=(network.describe() if start is not None else
+                   "none: the target runs outside this run, at its URL"),
         # The options asked for, not those the reference's own filled in: a re-run without a
         # target starts the reference again, and they with it.
         rerun=rerun_command(spec, base_url, command, asked),

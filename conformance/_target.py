@@ -2,17 +2,21 @@
 
 Rules: a command is split like a shell would (no shell runs it); `{port}` in it becomes a free
 loopback port (one no other run on the machine holds), or the base URL's port when one is given;
+every process started here starts clean, in the run's working folder (conformance/_isolation.py);
 a started server gets a process group of its own and is stopped with SIGINT (its Ctrl+C), then
 SIGTERM, then SIGKILL; its output goes to a file so a full pipe never blocks it, and its last
-lines explain a failure to answer.
+lines explain a failure to answer. On a shared network a fixed port is locked for the run, and a
+server is judged only when the listener on its port is one of the processes it started.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,9 +35,22 @@ try:
 except ImportError:  # not POSIX: ports are kept apart by their range alone
     fcntl = None  # type: ignore[assignment]  # None: no POSIX record locks on this system
 
+from conformance._isolation import (
+    absolute_paths,
+    fixed_port,
+    launched,
+    listener_is_ours,
+    target_env,
+)
+
 
 class TargetError(Exception):
     """The target cannot be set up as asked (a usage problem, not a verdict)."""
+
+
+# How long a run waits for another run of this machine that holds the fixed port it needs (on a
+# shared network; in a network of its own the port is always its own).
+FIXED_PORT_WAIT = 900.0
 
 
 # Ports handed out lie below the kernel's ephemeral range, where no bind to port 0 (another
@@ -118,14 +135,23 @@ def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def split_command(command: str) -> list[str]:
-    """Split a command line into words; TargetError when it cannot be parsed or is empty."""
+    """Split a command line into words, relative paths to what exists where the grader stands
+    made absolute (the target starts in a folder of its own); TargetError when it cannot be
+    parsed or is empty."""
     try:
         words = shlex.split(command)
     except ValueError as exc:
         raise TargetError(f"cannot parse --command {command!r}: {exc}") from None
     if not words:
         raise TargetError("--command is empty")
-    return words
+    return absolute_paths(words)
+
+
+def _startable(program: str) -> bool:
+    """Whether `program` names something that can be executed (on PATH, or a path)."""
+    if os.sep in program:
+        return os.access(program, os.X_OK) and not os.path.isdir(program)
+    return shutil.which(program) is not None
 
 
 def host_port(url: str) -> tuple[str, int]:
@@ -150,13 +176,17 @@ class Process:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, argv: list[str], env: dict[str, str] | None = None) -> Process:
-        """Start `argv` in its own process group with output to a temporary file."""
+    def start(cls, argv: list[str], env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> Process:
+        """Start `argv` clean (conformance/_isolation.py), in its own process group, in `cwd`,
+        with output to a temporary file."""
         fd, name = tempfile.mkstemp(prefix="conformance-target-", suffix=".log")
         try:
+            if not _startable(argv[0]):
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             popen = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
-                start_new_session=True, env=env,
+                launched(argv), stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
+                start_new_session=True, env=target_env(env), cwd=cwd,
             )
         except OSError as exc:
             os.close(fd)
@@ -237,9 +267,11 @@ def _startup_problem(host: str, port: int, proc: Process, timeout: float) -> str
 
 @contextmanager
 def server_target(base_url: str | None, command: str | None, *, default_url: str,
-                  startup_timeout: float = 15.0,
-                  env: dict[str, str] | None = None) -> Iterator[ServerTarget]:
-    """Yield the server to check: at `base_url`, started from `command` first when given."""
+                  startup_timeout: float = 15.0, env: dict[str, str] | None = None,
+                  workdir: Path | None = None,
+                  own_network: bool = False) -> Iterator[ServerTarget]:
+    """Yield the server to check: at `base_url`, started from `command` first when given (in
+    `workdir`; on a shared network, `own_network` False, a fixed port is locked for the run)."""
     if command is None:
         url = base_url or default_url
         host_port(url)
@@ -255,19 +287,34 @@ def server_target(base_url: str | None, command: str | None, *, default_url: str
     else:
         url = default_url
         host, port = host_port(url)
+    fixed = not any("{port}" in w for w in argv)
     argv = [w.replace("{port}", str(port)) for w in argv]
-    if is_listening(host, port):
-        raise TargetError(
-            f"something already listens on {host}:{port}, so the suite could not tell it from "
-            f"the server it starts; stop it, or put {{port}} in --command to use a free port"
-        )
-    proc = Process.start(argv, env=env)
-    try:
-        problem = _startup_problem(host, port, proc, startup_timeout)
-        yield ServerTarget(base_url=url, label=f"{shlex.join(argv)} at {url}", process=proc,
-                           startup_problem=problem)
-    finally:
-        proc.stop()
+    with contextlib.ExitStack() as stack:
+        if fixed and not own_network and not stack.enter_context(
+                fixed_port(port, FIXED_PORT_WAIT)):
+            raise TargetError(f"port {port}, which the server binds, stayed taken by another "
+                              f"run for {FIXED_PORT_WAIT:g} s")
+        if is_listening(host, port):
+            raise TargetError(
+                f"something already listens on {host}:{port}, so the suite could not tell it "
+                f"from the server it starts; stop it, or put {{port}} in --command to use a "
+                f"free port")
+        proc = Process.start(argv, env=env, cwd=workdir)
+        try:
+            problem = _startup_problem(host, port, proc, startup_timeout)
+            if not own_network and is_listening(host, port) and \
+                    listener_is_ours(port, proc.popen.pid) is False:
+                # On a shared network another program may have the port: judging what
+                # answers there could grade one student on another's server.
+                raise TargetError(
+                    f"what listens on {host}:{port} is not the server this run started (another "
+                    f"program has the port, or the command left a detached server behind), so "
+                    f"it is not judged; run it in a network of its own, without "
+                    f"--shared-network")
+            yield ServerTarget(base_url=url, label=f"{shlex.join(argv)} at {url}",
+                               process=proc, startup_problem=problem)
+        finally:
+            proc.stop()
 
 
 @dataclass
@@ -294,6 +341,7 @@ class ProgramTarget:
     argv: list[str]
     port: int
     label: str
+    workdir: Path | None = None  # where each run starts (None: where the grader stands)
 
     @property
     def server_url(self) -> str:
@@ -306,16 +354,21 @@ class ProgramTarget:
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> Process:
         """Start one run in the background (for checks that interrupt it)."""
-        return Process.start(self.command(*args), env=env)
+        return Process.start(self.command(*args), env=env, cwd=self.workdir)
 
     def run(self, *args: str, timeout: float, stdin: str = "",
             env: dict[str, str] | None = None) -> Completed:
         """Run the program to its end, or stop it (Ctrl+C, then harder) after `timeout` seconds."""
         argv = self.command(*args)
         t0 = time.monotonic()
+        if not _startable(argv[0]):
+            return Completed(argv, 127, "", f"cannot start {argv[0]}: no such program", 0.0,
+                             False)
         try:
-            popen = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True, env=env)
+            popen = subprocess.Popen(launched(argv), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True, env=target_env(env),
+                                     cwd=self.workdir)
         except OSError as exc:
             return Completed(argv, 127, "", f"cannot start: {exc.strerror or exc}", 0.0, False)
         timed_out = False
@@ -338,23 +391,34 @@ class ProgramTarget:
                          time.monotonic() - t0, timed_out)
 
 
-def program_target(command: str, *, default_url: str, server_port: int | None) -> ProgramTarget:
-    """The program to check; `{port}` in its command gets a free port unless one is given.
+@contextmanager
+def program_target(command: str, *, default_url: str, server_port: int | None,
+                   workdir: Path | None = None,
+                   own_network: bool = False) -> Iterator[ProgramTarget]:
+    """The program to check; `{port}` in its command gets a free port unless one is given. On
+    a shared network (`own_network` False) a fixed port is locked for the run.
 
     A spec with no `default_url` checks a program that talks to no server: its port is 0."""
     argv = split_command(command)
     if not default_url and server_port is None:
-        return ProgramTarget(argv=argv, port=0, label=shlex.join(argv))
+        yield ProgramTarget(argv=argv, port=0, label=shlex.join(argv), workdir=workdir)
+        return
+    fixed = not any("{port}" in w for w in argv)
     if server_port is not None:
         port = server_port
-    elif any("{port}" in w for w in argv):
+    elif not fixed:
         port = free_port()
     else:
         port = host_port(default_url)[1]
-    if is_listening("127.0.0.1", port):
-        raise TargetError(
-            f"something already listens on 127.0.0.1:{port}, where the suite puts the server "
-            f"the program talks to; stop it, or pass --server-port, or put {{port}} in --command"
-        )
-    filled = [w.replace("{port}", str(port)) for w in argv]
-    return ProgramTarget(argv=argv, port=port, label=shlex.join(filled))
+    with contextlib.ExitStack() as stack:
+        if fixed and not own_network and not stack.enter_context(
+                fixed_port(port, FIXED_PORT_WAIT)):
+            raise TargetError(f"port {port}, where the suite plays the program's server, stayed "
+                              f"taken by another run for {FIXED_PORT_WAIT:g} s")
+        if is_listening("127.0.0.1", port):
+            raise TargetError(
+                f"something already listens on 127.0.0.1:{port}, where the suite puts the "
+                f"server the program talks to; stop it, or pass --server-port, or put {{port}} "
+                f"in --command")
+        filled = [w.replace("{port}", str(port)) for w in argv]
+        yield ProgramTarget(argv=argv, port=port, label=shlex.join(filled), workdir=workdir)

@@ -1,13 +1,12 @@
 """Shared helpers: run the `conformance` command as a user would, in a subprocess, and read its
 JSON report; every run has a hard time limit, so a hung suite fails the test instead of CI. A run
-that must own an assignment's fixed port (a client judged at 127.0.0.1:8888) runs in a network
-namespace of its own, so parallel tests and other programs on the machine never collide there."""
+gets a network of its own (conformance/_isolation.py), so runs that need an assignment's fixed
+port (127.0.0.1:8888) collide neither with each other nor with another program holding it."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -45,39 +44,32 @@ class Run:
 
 
 @cache
-def _unshare() -> tuple[str, ...] | None:
-    """The words that start a command in a network namespace of its own, or None where this
-    machine cannot make one (no unshare, no user namespaces and not root)."""
-    if shutil.which("unshare") is None:
-        return None
-    helper = str(ROOT / "tests" / "_netns.py")
-    tries = [("unshare", "--net")] if os.geteuid() == 0 else []
-    tries.append(("unshare", "--net", "--map-root-user"))
-    for words in tries:
-        probe = subprocess.run([*words, PY, helper, "true"], capture_output=True, timeout=30)
-        if probe.returncode == 0:
-            return (*words, PY, helper)
-    return None
+def own_network_refused() -> str:
+    """'' when a run can have a network of its own here, else why not (what the runs say)."""
+    probe = subprocess.run([PY, "-c", "from conformance._isolation import enter_own_network; "
+                            "print(enter_own_network())"], capture_output=True, text=True,
+                           timeout=60)
+    return probe.stdout.strip() or probe.stderr.strip()
 
 
-def private_network() -> tuple[str, ...]:
-    """The prefix that runs a command in a network of its own; skips the test where there is
-    none (never under CI, where that would hide the checks of a client's default address)."""
-    prefix = _unshare()
-    if prefix is None:
-        why = "no network namespace can be made here (unshare, user namespaces or root needed)"
+def need_fixed_port(port: int) -> None:
+    """Skip when a run would share this machine's network and `port` is taken on it (never
+    under CI, where runs get networks of their own and a skip would hide a check)."""
+    from conformance._target import is_listening
+
+    why = own_network_refused()
+    if why and is_listening("127.0.0.1", port):
+        message = f"no network of its own for a run ({why}) and 127.0.0.1:{port} is taken"
         if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
-    return prefix
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def conformance(*args: str, tmp: Path, json_report: bool = True,
-                timeout: float = HARD_LIMIT, own_network: bool = False) -> Run:
-    """Run `python -m conformance ARGS` from the repository root (in a network namespace of its
-    own with `own_network`, where 8888 is free)."""
+                timeout: float = HARD_LIMIT) -> Run:
+    """Run `python -m conformance ARGS` from the repository root."""
     report_path = tmp / "report.json"
-    argv = [*(private_network() if own_network else ()), PY, "-m", "conformance", *args]
+    argv = [PY, "-m", "conformance", *args]
     if json_report:
         argv += ["--json", str(report_path)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,

@@ -43,14 +43,14 @@ def test_usage_errors_exit_2(run_conformance, args: list[str]) -> None:
     assert "error" in run.stderr.lower()
 
 
-def test_busy_port_is_a_usage_error_not_a_verdict(run_conformance) -> None:
+def test_busy_port_on_a_shared_network_is_a_usage_error_not_a_verdict(run_conformance) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        run = run_conformance("run", "credentials", "--base-url", f"http://127.0.0.1:{port}/",
-                              "--command", f"{PY} reference/credentials.py --port {port}",
-                              json_report=False)
+        run = run_conformance("run", "credentials", "--shared-network", "--base-url",
+                              f"http://127.0.0.1:{port}/", "--command",
+                              f"{PY} reference/credentials.py --port {port}", json_report=False)
     assert run.code == 2
     assert "already listens" in run.stderr
 

@@ -12,7 +12,7 @@ import pytest
 
 from conformance import load_spec, spec_names
 from fixtures._twins import Shows, Twin, family, launch, reference_shows, twins
-from tests.conftest import Run, conformance
+from tests.conftest import Run, conformance, need_fixed_port
 
 CASES = twins()
 GATING = ("fail", "not_run")
@@ -60,11 +60,13 @@ def test_reference_passes_everything_strict(spec: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("twin", [pytest.param(t, id=t.key, marks=pytest.mark.slow(_cost(t)))
                                   for t in CASES])
 def test_twin_gets_the_verdicts_it_declares(twin: Twin, tmp_path: Path) -> None:
+    if twin.default_address:
+        need_fixed_port(8888)
     how = launch(twin, tmp_path)
     # One run with --strict: the verdicts do not depend on it, and the exit code without it
     # follows from them (only MUSTs gate then).
     run = conformance("run", twin.spec, "--strict", "--command", how.command, *how.args,
-                      tmp=tmp_path, own_network=twin.default_address)
+                      tmp=tmp_path)
     assert run.report is not None and not run.report["error"], _summary(run)
     assert run.failed() == twin.fails, _summary(run)
     entries = {r["id"]: r for r in run.report["requirements"]}

@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
 import signal
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import psutil
 from referencing import Registry, Resource
 from rich.console import Console, JustifyMethod
 from rich.markup import escape
@@ -105,27 +107,12 @@ def run_argv(entry: RosterLine, options: BatchOptions, json_path: Path,
 
 
 def _descendants(pid: int) -> list[int]:
-    """The processes under `pid` (Linux /proc; [] elsewhere), so a server that a killed run
-    started in a session of its own is not left behind."""
-    children: dict[int, list[int]] = {}
-    with contextlib.suppress(OSError):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            # The command name, in parentheses, may hold spaces: the parent id follows its ')'.
-            fields = stat.rsplit(")", 1)[-1].split()
-            if len(fields) > 1:
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """The processes under `pid`, so a server that a killed run started in a session of its own
+    is not left behind."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 # What every run imports, imported once in the fork server its runs are forked from: a run then
@@ -153,6 +140,14 @@ def _run_in_child(argv: list[str], log: str) -> None:
     os._exit(code)
 
 
+# A forked run's exit status is 8 bytes the fork server writes once, read by whoever polls it
+# first; `Process.start()` polls every earlier process (multiprocessing's _cleanup), so a start
+# in one grading thread raced the wait of another for those bytes, and the loser read an end of
+# file, taken for status 255: a run that passed was graded as crashed (seen with 20 jobs).
+# Whoever reads a status or starts a process holds this lock; waiting is done without it.
+_STATUS = threading.Lock()
+
+
 class _Forked:
     """A run forked from the preloaded fork server, with the part of Popen's face we use."""
 
@@ -162,16 +157,20 @@ class _Forked:
         # The fork server is not our fork: it gets the log's name, not our descriptor.
         self._process = context.Process(target=_run_in_child, args=(argv, out.name),
                                         daemon=False)
-        self._process.start()
+        with _STATUS:
+            self._process.start()
         assert self._process.pid is not None
         self.pid = self._process.pid
 
     def wait(self, timeout: float | None = None) -> int:
         """The exit status once it ended; subprocess.TimeoutExpired when not within timeout."""
-        self._process.join(timeout)
-        code = self._process.exitcode
+        multiprocessing.connection.wait([self._process.sentinel], timeout)
+        with _STATUS:
+            code = self._process.exitcode
         if code is None:
             raise subprocess.TimeoutExpired("conformance run", timeout or 0)
+        with _STATUS:
+            self._process.join()  # ended: only reaps what is left of it
         return code
 
 

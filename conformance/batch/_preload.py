@@ -22,6 +22,7 @@ PACKAGES = ("conformance", "_pytest", "schemathesis", "hypothesis", "httpx", "ht
 # and pytest plugin, the in-process servers of the client suites and what runs them (FastAPI,
 # Flask, the references they serve), the docs.
 SKIP = ("conformance.batch._preload", "conformance._servers", "conformance._docs",
+        "conformance._launch",
         "hypothesis.extra",
         "schemathesis.graphql", "schemathesis.specs.graphql", "schemathesis.cli",
         "schemathesis.pytest", "schemathesis.engine", "schemathesis.contrib",

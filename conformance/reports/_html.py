@@ -1,7 +1,12 @@
 """The batch HTML report: a verdict matrix per spec (index.html) and one page per student.
 
-Rules: pages are self-contained (inline CSS, no script, no external URL) so they work offline
-and print; everything from a roster or a run is escaped; the same grades give the same bytes.
+Per spec the index shows the matrix (students by requirements), a class row under its header
+(per requirement, how many of the students with a report passed it, the lowest shares marked),
+a score histogram drawn with plain HTML/CSS, and each run's isolation as a numbered key.
+
+Rules: pages are self-contained (inline CSS, no script, no external URL, no image) so they
+work offline and print; everything from a roster or a run is escaped; the same grades give the
+same bytes. Nothing is made up: a run that did not say how it was isolated shows nothing there.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ _CELL = {
     "skipped": ("n/a", "skipped"),
 }
 _MISSING = ("—", "not reported")
+
+# The histogram: scores 0-100 in bins of this width (the last bin also holds 100), and the
+# height in em of the tallest bar.
+_BIN = 10
+_BAR_EM = 4.0
 
 
 @dataclass
@@ -57,6 +67,29 @@ class Row:
     musts: str
     result: str
     seconds: str
+    isolation: str = ""  # the run's own words; "" when it did not say (or gave no report)
+    isolation_key: str = ""  # its marker in the matrix, e.g. "[1]"; "" with no isolation
+
+
+@dataclass
+class Share:
+    """The class row's cell for one requirement: who of the graded students passed it."""
+
+    text: str  # "7/30", or "—" when no student of the spec has a report
+    percent: str  # "23%", or ""
+    title: str  # the same in words, with how the others did
+    css: str  # "share", plus " low" (under half passed) or " lowest" (the spec's lowest)
+    marker: str = ""  # shown before the text of the lowest, so it reads without colour
+
+
+@dataclass
+class Bin:
+    """One bar of a spec's score histogram."""
+
+    label: str  # "10-19.9"
+    words: str  # "scores from 10 to under 20"
+    count: int
+    height: str  # the bar's CSS height, e.g. "2.67em"; "" for an empty bin
 
 
 @dataclass
@@ -80,6 +113,11 @@ class SpecTable:
     title: str
     columns: list[Column]
     rows: list[Row] = field(default_factory=list)
+    shares: list[Share] = field(default_factory=list)
+    graded: int = 0  # students of the spec with a report: the class row's denominator
+    histogram: list[Bin] = field(default_factory=list)
+    reportless: int = 0  # students of the spec with no report (they score 0)
+    isolations: list[tuple[str, str]] = field(default_factory=list)  # (marker, words)
 
 
 def _env() -> Environment:
@@ -159,8 +197,89 @@ def _row(grade: Grade, slug: str, columns: list[Column]) -> Row:
         student=grade.entry.student, href=f"students/{slug}.html",
         cells=[_cell(reqs.get(c.id), strict, slug) for c in columns],
         score=f"{grade.score:.1f}", musts=f"{won}/{len(musts)}", result=result_word(grade),
-        seconds=f"{grade.duration_s:.1f}",
+        seconds=f"{grade.duration_s:.1f}", isolation=report.isolation if report else "",
     )
+
+
+def _percent(won: int, total: int) -> str:
+    """`won` of `total` as a whole percentage, rounded half up, never 0% or 100% unless exact.
+
+    A share that rounds to 100% while someone still failed would hide exactly what the class
+    row is for, and one that rounds to 0% would hide that someone passed.
+    """
+    pct = (200 * won + total) // (2 * total)
+    if won < total:
+        pct = min(pct, 99)
+    if won > 0:
+        pct = max(pct, 1)
+    return f"{pct}%"
+
+
+def _shares(columns: list[Column], graded: list[Grade]) -> list[Share]:
+    """The class row: per requirement, how many of `graded` (the students with a report) passed.
+
+    The denominator is the same for every requirement; a requirement a report did not name
+    (a run limited with --only) counts as not passed, as in the score.
+    """
+    n = len(graded)
+    if not n:
+        return [Share("—", "", "no student of this spec has a report", "share")
+                for _ in columns]
+    verdicts = [g.verdicts() for g in graded]
+    won = [sum(1 for v in verdicts if v.get(c.id) == "pass") for c in columns]
+    lowest = min(won, default=n)
+    shares = []
+    for c, w in zip(columns, won, strict=True):
+        pct = _percent(w, n)
+        others = []
+        for verdict in ("fail", "not_run", "skipped"):
+            k = sum(1 for v in verdicts if v.get(c.id) == verdict)
+            if k:
+                others.append(f"{k} {_CELL[verdict][1]}")
+        missing = sum(1 for v in verdicts if c.id not in v)
+        if missing:
+            others.append(f"{missing} not reported")
+        title = f"{c.id}: {w} of {n} students with a report passed ({pct})"
+        if others:
+            title += "; " + ", ".join(others)
+        css, marker = "share", ""
+        if w == lowest and w < n:
+            # Ties are all marked: two requirements missed by as many students are as urgent.
+            css, marker = "share lowest", "▼"
+            title += "; the lowest share in this spec"
+        elif 2 * w < n:
+            css = "share low"
+            title += "; fewer than half passed"
+        shares.append(Share(f"{w}/{n}", pct, title, css, marker))
+    return shares
+
+
+def _histogram(scores: list[float]) -> list[Bin]:
+    """Scores 0-100 in bins of _BIN points, the last one closed (it holds 100)."""
+    nbins = 100 // _BIN
+    counts = [0] * nbins
+    for sc in scores:
+        counts[min(max(int(sc // _BIN), 0), nbins - 1)] += 1
+    top = max(counts, default=0)
+    bins = []
+    for i, count in enumerate(counts):
+        lo, hi = i * _BIN, (i + 1) * _BIN
+        last = i == nbins - 1
+        # Scores carry one decimal, so "10-19.9" names the bin exactly.
+        label = f"{lo}-{hi}" if last else f"{lo}-{hi - 0.1:g}"
+        words = f"scores from {lo} to {hi}" if last else f"scores from {lo} to under {hi}"
+        height = f"{_BAR_EM * count / top:.2f}em" if count else ""
+        bins.append(Bin(label, words, count, height))
+    return bins
+
+
+def _isolation_keys(rows: list[Row]) -> list[tuple[str, str]]:
+    """Number each different isolation of a spec's rows, in roster order; mark the rows."""
+    keys: dict[str, str] = {}
+    for row in rows:
+        if row.isolation:
+            row.isolation_key = keys.setdefault(row.isolation, f"[{len(keys) + 1}]")
+    return [(key, words) for words, key in keys.items()]
 
 
 def _tables(grades: list[Grade], page_slugs: list[str]) -> list[SpecTable]:
@@ -171,6 +290,12 @@ def _tables(grades: list[Grade], page_slugs: list[str]) -> list[SpecTable]:
         title, columns = _columns(name, [g for g, _ in mine])
         table = SpecTable(name, title, columns)
         table.rows = [_row(g, s, columns) for g, s in mine]
+        graded = [g for g, _ in mine if g.report is not None]
+        table.graded = len(graded)
+        table.shares = _shares(columns, graded)
+        table.histogram = _histogram([g.score for g, _ in mine])
+        table.reportless = len(mine) - len(graded)
+        table.isolations = _isolation_keys(table.rows)
         tables.append(table)
     return tables
 
@@ -198,6 +323,7 @@ def _student(grade: Grade) -> dict[str, Any]:
         "spec": grade.entry.spec,
         "title": report.spec.title if report else "",
         "target": report.target if report else grade.entry.target,
+        "isolation": report.isolation if report else "",
         "score": f"{grade.score:.1f}",
         "result": result_word(grade),
         "seconds": f"{grade.duration_s:.1f}",

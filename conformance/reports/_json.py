@@ -55,6 +55,7 @@ def to_dict(result: RunResult) -> dict[str, Any]:
         "exit_code": result.exit_code,
         "error": result.error or None,
         "options": _options(result.options),
+        "isolation": result.isolation,
         "rerun": result.rerun,
         "counts": result.counts(),
         "requirements": [
@@ -125,7 +126,7 @@ def from_dict(doc: dict[str, Any]) -> RunResult:
     return RunResult(
         spec=spec, target=doc["target"], strict=doc["strict"], seed=doc["seed"],
         started_at=doc["started_at"], duration_s=doc["duration_s"], results=results,
-        rerun=doc["rerun"], error=doc["error"] or "",
+        rerun=doc["rerun"], error=doc["error"] or "", isolation=doc.get("isolation", ""),
         options=_read_options(doc, spec.options_class))
 
 

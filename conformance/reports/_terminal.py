@@ -49,6 +49,8 @@ def render(result: RunResult, console: Console) -> None:
     console.rule(f"[bold]{escape(spec.name)}[/] - {escape(spec.title)} "
                  f"(seed {spec.seed}, {escape(spec.section)})")
     console.print(f"target: {escape(result.target)}", highlight=False)
+    if result.isolation:
+        console.print(f"[dim]isolation: {escape(result.isolation)}[/]", highlight=False)
     if result.error:
         console.print(Text(result.error, style="red"))
     table = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)

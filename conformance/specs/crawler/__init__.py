@@ -15,4 +15,5 @@ class Options(SpecOptions):
     fixture_host: str = option(
         "127.0.0.1", metavar="HOST",
         help="the address of this machine put into the URLs a crawler fetches, for a server "
-             "under test that runs elsewhere (%(default)s)")
+             "under test that runs elsewhere (%(default)s)",
+        outside=lambda host: host not in ("127.0.0.1", "localhost", "::1"))

@@ -12,12 +12,24 @@ answer was done), so checks can observe what a crawler really fetched, and how m
 were in flight at once. Its lifecycle is conformance._servers's (`AiohttpServer`).
 It lives in `conformance` because the suite needs it at run time; `python -m fixtures.web`
 serves it by hand.
+
+`FixtureHosts` keeps the fixture webs of one run apart by address, so that a server's state per
+host (its counters of a domain, a limit per host) holds only what one check gave it:
+- the fixture host (127.0.0.1, or --fixture-host) is the domain whose counters the suite reads;
+  no other check's URLs name it;
+- with a loopback fixture host, further loopback addresses (127.0.0.2, 127.0.0.3, ...) serve as
+  further domains: one shared by the checks that observe nothing per host, and one of its own
+  for each check that counts, observes or loads a host;
+- with an address elsewhere (the server under test runs on another machine), or where the
+  loopback holds no other address, only that one host exists: every check gets it, and each
+  that wanted one of its own is told why it shares it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import re
 import secrets
 import socket
@@ -60,6 +72,25 @@ class FixtureWeb(AiohttpServer):
         """How many requests for exactly `path` (query included) came, with that method."""
         return sum(1 for h in self.hits(path)
                    if h.path == path and (method is None or h.method == method))
+
+    def serve_again(self) -> str:
+        """The command line that serves this fixture web again, by hand, where it was."""
+        host = "" if self.host == "127.0.0.1" else f"--host {self.host} "
+        return f"python -m fixtures.web {host}--port {self.port}"
+
+    def settle(self, prefix: str, limit: float, quiet: float = 0.5) -> float | None:
+        """Wait until no request under `prefix` is being answered and none came for `quiet`
+        seconds, at most `limit` seconds; how long that took, or None if it never did."""
+        t0 = time.monotonic()
+        while True:
+            hits = self.hits(prefix)
+            now = time.monotonic()
+            last = max((h.at for h in hits), default=0.0)
+            if all(h.finished is not None for h in hits) and now - last >= quiet:
+                return now - t0
+            if now - t0 >= limit:
+                return None
+            time.sleep(0.05)
 
     def max_in_flight(self, prefix: str) -> int:
         """The most requests under `prefix` that were being answered at the same moment."""
@@ -151,3 +182,65 @@ def _abort(request: web.Request, *, rst: bool) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
+
+
+class FixtureHosts:
+    """The fixture webs of one run, one per address (see the module's rules); `stop()` them
+    all at the end. `fixture_host` is the address the crawler is to fetch from."""
+
+    def __init__(self, fixture_host: str) -> None:
+        self.fixture_host = fixture_host
+        self._webs: dict[str, FixtureWeb] = {}
+        self._shared: FixtureWeb | None = None
+        self._next = 1
+        self._only = ""  # why the fixture host is the only host ("" while others can be had)
+        try:
+            address = ipaddress.ip_address(fixture_host)
+        except ValueError:
+            address = None
+        if address is None or address.version != 4 or not address.is_loopback:
+            self._only = f"--fixture-host {fixture_host} is the one address it fetches from"
+
+    def counted(self) -> tuple[FixtureWeb, str]:
+        """The fixture host's web, whose domain no other check's URLs name; with it, why it is
+        shared all the same ("" when it is not)."""
+        return self._web(self.fixture_host), self._only
+
+    def shared(self) -> FixtureWeb:
+        """The web of the checks that observe nothing per host."""
+        if self._shared is None:
+            self._shared, _ = self._another()
+        return self._shared
+
+    def own(self) -> tuple[FixtureWeb, str]:
+        """A web on an address no other check's URLs name; or, where there is no such address,
+        the fixture host's, and why."""
+        self.shared()  # the shared one takes the first address after the fixture host
+        return self._another()
+
+    def stop(self) -> None:
+        """Stop every web started."""
+        for one in self._webs.values():
+            one.stop()
+
+    def _another(self) -> tuple[FixtureWeb, str]:
+        while not self._only:
+            address = str(ipaddress.ip_address(self.fixture_host) + self._next)
+            self._next += 1
+            if not ipaddress.ip_address(address).is_loopback:
+                self._only = "the loopback addresses after the fixture host are all taken"
+                break
+            try:
+                return self._web(address), ""
+            except OSError as exc:  # a loopback with one address (macOS, unless aliased)
+                self._only = f"this machine's loopback holds no address but {self.fixture_host}" \
+                             f" ({exc})"
+        return self._web(self.fixture_host), self._only
+
+    def _web(self, address: str) -> FixtureWeb:
+        if address not in self._webs:
+            local = address in ("localhost", "::1") or address.startswith("127.")
+            # An address elsewhere names this machine as another sees it: listen on all.
+            self._webs[address] = FixtureWeb(address if local else "0.0.0.0",
+                                             url_host=address).start()
+        return self._webs[address]

@@ -5,6 +5,10 @@ given with --fixture-host), under a token of its own, so what the server really 
 and how, is observed from outside. The suite talks to the task API through the shape it
 discovered (_task_api.py): a server that deviates from the assignment's shape fails
 that one requirement and is judged on the rest through its own.
+
+A check judges on its own evidence (fixtures.py's rules): the checks whose evidence is what one
+host gets, or whose task outlives them, have a fixture host of their own (`own_web`), and the
+checks that load the server (`@makes_load`) come after every judgement, the last of them here.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from conformance._checks import CheckFailure, NotRun, requirement
 from conformance._fuzz import fuzz_check
-from conformance._http import Exchange, Http
+from conformance._http import NO_ANSWER, Exchange, Http
 from conformance._options import RunOptions, SpecOptions
 from conformance._spec import Spec
 from conformance._target import free_port
@@ -30,7 +34,9 @@ from conformance.specs.crawler._task_api import (
 )
 from conformance.specs.crawler._web import FixtureWeb
 from conformance.specs.crawler.fixtures import (
+    SETTLE_WITHIN,
     UNREACHABLE_WITHIN,
+    makes_load,
     run_task,
     served,
     submitted,
@@ -126,12 +132,14 @@ def test_task_becomes_ready(api: Api, web: FixtureWeb) -> None:
 
 
 @requirement("CRAWL-12")
-def test_task_with_unreachable_urls_is_created(api: Api, web: FixtureWeb,
+def test_task_with_unreachable_urls_is_created(api: Api, own_web: FixtureWeb,
                                                started: dict[str, tuple[Created, float]]) -> None:
     """A task with refused, reset and closed URLs is created (and judged last).
 
     Created as soon as tasks are known to become ready (CRAWL-06), so a server that leaves it
-    running for good costs the run its waiting alongside the other checks."""
+    running for good costs the run its waiting alongside the other checks; on a host of its own,
+    so that what it keeps trying there is no other check's business."""
+    web = own_web
     token = web.token()
     refused = f"http://{web.url_host}:{free_port()}/nothing"
     urls = [refused, web.url(f"{token}/reset"), web.url(f"{token}/close"),
@@ -194,9 +202,11 @@ def test_every_url_is_fetched_with_get(api: Api, web: FixtureWeb) -> None:
 
 
 @requirement("CRAWL-10")
-def test_urls_of_a_task_are_fetched_concurrently(api: Api, web: FixtureWeb,
+def test_urls_of_a_task_are_fetched_concurrently(api: Api, own_web: FixtureWeb,
                                                  note: Callable[[str], None]) -> None:
-    """Five URLs that take a second each are in flight at the same time."""
+    """Five URLs that take a second each are in flight at the same time (on a host of their
+    own: a crawler's limit per host is then theirs alone)."""
+    web = own_web
     token = web.token()
     urls = [web.url(f"{token}/delay/1/status/200?n={i}") for i in range(5)]
     created, ready = run_task(api, urls)
@@ -326,52 +336,6 @@ def test_each_url_is_requested_once(api: Api, web: FixtureWeb) -> None:
                                reproduce=submitted(web, created))
 
 
-@requirement("CRAWL-20", "CRAWL-21")
-def test_fuzzed_requests(http: Http, spec: Spec, options: RunOptions[SpecOptions], web: FixtureWeb,
-                         note: Callable[[str], None]) -> None:
-    """Generated requests get no 5xx and answers as openapi/crawler.yaml documents."""
-    token = web.token()
-    pages = [web.url(f"{token}/status/{c}") for c in (200, 404, 500)]
-
-    def only_fixture_urls(document: dict[str, Any]) -> None:
-        # Generated URLs must never leave the fixture web.
-        document["components"]["schemas"]["UrlList"]["items"] = {"enum": pages}
-        document["components"]["schemas"]["UrlList"]["maxItems"] = 5
-        document["components"]["schemas"]["UrlList"].pop("examples", None)
-
-    assert spec.openapi is not None
-    report = fuzz_check(http, spec.openapi, no_server_error="CRAWL-20", matches_spec="CRAWL-21",
-                        seed=options.seed, max_examples=options.fuzz_examples,
-                        seconds=options.fuzz_seconds, adjust=only_fixture_urls,
-                        max_rate=options.max_rate)
-    note(f"fuzzing sent {report.sent} requests in {report.seconds:.1f} s (seed {options.seed})")
-
-
-# MAY ----------------------------------------------------------------------------------------
-
-@requirement("CRAWL-22")
-def test_large_task_is_accepted_or_refused(api: Api, web: FixtureWeb, http: Http,
-                                           note: Callable[[str], None]) -> None:
-    """A task of 1,000 URLs is done in full, or refused with a 4xx."""
-    token = web.token()
-    urls = [web.url(f"{token}/status/200?n={i}") for i in range(1000)]
-    try:
-        created = api.create(urls)
-    except CheckFailure as exc:
-        if exc.actual[:1] == "4":  # the summary starts with the status
-            note(f"1,000 URLs: refused ({exc.actual[:3]})")
-            return
-        raise
-    ready = api.wait_ready(created, 60)
-    if len(ready.codes) != 1000 or set(ready.codes) != {200}:
-        kinds = sorted(set(map(repr, ready.codes)))
-        raise CheckFailure(f"1,000 URLs gave {len(ready.codes)} entries",
-                           expected="1,000 entries of 200",
-                           actual=f"{len(ready.codes)} entries: {kinds}",
-                           reproduce=submitted(web, created))
-    note(f"1,000 URLs: ready after {ready.seconds:.1f} s")
-
-
 # Judged last ---------------------------------------------------------------------------------
 # Tasks started above, given the whole run to become ready: a server whose task never does
 # costs the run its waiting once, alongside the other checks, not on top of them.
@@ -389,6 +353,78 @@ def test_unreachable_urls_do_not_stop_the_task(
         raise CheckFailure(f"result has {len(ready.codes)} entries for {len(created.urls)} URLs",
                            expected=f"{len(created.urls)} entries", actual=ex.summary(),
                            reproduce=ex.curl())
+
+
+# Load, after every judgement ---------------------------------------------------------------
+# Fuzzing and the 1,000-URL task keep a server busy, and a busy server answers slowly: they
+# come after every other check (of this spec and of any that extends it), each on a host of its
+# own; what fuzzing leaves running is waited out before the 1,000-URL task, the last of all.
+
+@makes_load
+@requirement("CRAWL-20", "CRAWL-21")
+def test_fuzzed_requests(http: Http, spec: Spec, options: RunOptions[SpecOptions],
+                         own_web: FixtureWeb, note: Callable[[str], None]) -> None:
+    """Generated requests get no 5xx and answers as openapi/crawler.yaml documents."""
+    web = own_web
+    token = web.token()
+    pages = [web.url(f"{token}/status/{c}") for c in (200, 404, 500)]
+
+    def only_fixture_urls(document: dict[str, Any]) -> None:
+        # Generated URLs must never leave the fixture web.
+        document["components"]["schemas"]["UrlList"]["items"] = {"enum": pages}
+        document["components"]["schemas"]["UrlList"]["maxItems"] = 5
+        document["components"]["schemas"]["UrlList"].pop("examples", None)
+
+    assert spec.openapi is not None
+    try:
+        report = fuzz_check(http, spec.openapi, no_server_error="CRAWL-20",
+                            matches_spec="CRAWL-21", seed=options.seed,
+                            max_examples=options.fuzz_examples, seconds=options.fuzz_seconds,
+                            adjust=only_fixture_urls, max_rate=options.max_rate)
+        note(f"fuzzing sent {report.sent} requests in {report.seconds:.1f} s "
+             f"(seed {options.seed})")
+    finally:
+        # The tasks fuzzing created are still fetching: let them end before the next check.
+        if web.settle(token, SETTLE_WITHIN) is None:
+            note(f"the tasks fuzzing created were still fetching {SETTLE_WITHIN:g} s after it "
+                 f"ended; the next check ran all the same")
+
+
+@makes_load
+@requirement("CRAWL-22")
+def test_large_task_is_accepted_or_refused(api: Api, own_web: FixtureWeb,
+                                           note: Callable[[str], None]) -> None:
+    """A task of 1,000 URLs is done in full, or refused with a 4xx."""
+    web = own_web
+    token = web.token()
+    urls = [web.url(f"{token}/status/200?n={i}") for i in range(1000)]
+    try:
+        created = api.create(urls)
+    except CheckFailure as exc:
+        if exc.actual[:1] == "4":  # the summary starts with the status
+            note(f"1,000 URLs: refused ({exc.actual[:3]})")
+            return
+        raise
+    try:
+        ready = api.wait_ready(created, 60)
+    except CheckFailure as exc:
+        # The last check of all: what it leaves running disturbs no judgement, and is said.
+        fetched = len({h.path for h in web.hits(token)})
+        note(f"1,000 URLs: {fetched} of them requested when the check ended, the task still "
+             f"running")
+        if exc.expected == NO_ANSWER:  # a status request got no answer
+            raise CheckFailure(f"while it crawled 1,000 URLs, the server did not answer: "
+                               f"{exc.message}", expected="an answer to every status request, "
+                               "and the task ready with 1,000 entries", actual=exc.actual,
+                               reproduce=submitted(web, created)) from None
+        raise
+    if len(ready.codes) != 1000 or set(ready.codes) != {200}:
+        kinds = sorted(set(map(repr, ready.codes)))
+        raise CheckFailure(f"1,000 URLs gave {len(ready.codes)} entries",
+                           expected="1,000 entries of 200",
+                           actual=f"{len(ready.codes)} entries: {kinds}",
+                           reproduce=submitted(web, created))
+    note(f"1,000 URLs: ready after {ready.seconds:.1f} s")
 
 
 def _first_reproducer(discovery: Discovery) -> str:

@@ -19,4 +19,5 @@ class Options(crawler.Options):
              "entry expires (unset: not checked)")
     redis_url: str | None = option(
         None, metavar="URL",
-        help="the server's Redis, where the suite looks for the domain counters (read only)")
+        help="the server's Redis, where the suite looks for the domain counters (read only)",
+        outside=lambda _: True)

@@ -2,10 +2,12 @@
 
 Every check of `crawler` runs too, before these (the spec extends `crawler`: same ids, each
 check with URLs of its own, so the cache never answers one of them), with the crawler's
-fixtures. Then the cache is judged from outside: the fixture web counts the requests a URL
-gets, so "answered from the cache" is "not requested again". The
-counters are read, before and after, wherever they can be: in the Redis given with --redis-url
-(read only, never written) or over HTTP at GET /api/v1/domains/{domain}.
+fixtures; its checks that load the server run after these too. Then the cache is judged from
+outside: the fixture web counts the requests a URL gets, so "answered from the cache" is "not
+requested again". The counters are read, before and after, wherever they can be: in the Redis
+given with --redis-url (read only, never written) or over HTTP at GET /api/v1/domains/{domain},
+for the fixture host (127.0.0.1, or --fixture-host), whose domain only the counters' check
+submits URLs of (crawler/_web.py's FixtureHosts), so no other check's tasks count there.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from conformance._checks import CheckFailure, NotRun, requirement
 from conformance._http import Http
 from conformance._options import RunOptions
 from conformance.specs.crawler._task_api import Api, Created
-from conformance.specs.crawler._web import FixtureWeb
+from conformance.specs.crawler._web import FixtureHosts, FixtureWeb
 from conformance.specs.crawler.fixtures import run_task, submitted
 from conformance.specs.crawler_cached import Options
 
@@ -106,13 +108,13 @@ class Counters:
 
 
 @pytest.fixture(scope="session")
-def counters(http: Http, options: RunOptions[Options], web: FixtureWeb) -> Counters | None:
+def counters(http: Http, options: RunOptions[Options], hosts: FixtureHosts) -> Counters | None:
     """How this server's domain counters can be read; None when they cannot."""
     if options.spec.redis_url:
         url = options.spec.redis_url
         return Counters(f"the Redis at {url}",
                         lambda domains: _counts_in_redis(url, domains, options.timeout))
-    host = web.url_host
+    host = hosts.counted()[0].url_host
     if _counts_over_http(http, [host]) is not None:
         return Counters("GET /api/v1/domains/{domain}",
                         lambda domains: _counts_over_http(http, domains) or {})
@@ -148,10 +150,12 @@ def test_recent_url_is_answered_from_the_cache(api: Api, web: FixtureWeb) -> Non
 
 
 @requirement("CACHE-02")
-def test_every_submission_counts_for_its_domain(api: Api, web: FixtureWeb,
+def test_every_submission_counts_for_its_domain(api: Api, counted_web: FixtureWeb,
                                                 counters: Counters | None,
                                                 note: Callable[[str], None]) -> None:
-    """Three URLs of one host, one of them cached, count three."""
+    """Three URLs of one host, one of them cached, count three (the fixture host's, whose
+    domain no other check's URLs name)."""
+    web = counted_web
     if counters is None:
         pytest.skip("the counters cannot be read: give --redis-url (the server's Redis) or "
                     "offer GET /api/v1/domains/{domain}")
@@ -234,9 +238,9 @@ def test_same_url_at_once_is_requested_once(api: Api, web: FixtureWeb) -> None:
 
 
 @requirement("CACHE-05")
-def test_counters_can_be_read_over_http(http: Http, web: FixtureWeb) -> None:
+def test_counters_can_be_read_over_http(http: Http, hosts: FixtureHosts) -> None:
     """GET /api/v1/domains/{domain} answers {"domain": ..., "count": N}."""
-    path = DOMAINS_PATH.format(domain=web.url_host)
+    path = DOMAINS_PATH.format(domain=hosts.counted()[0].url_host)
     ex = http.get(path)
     body: Any = None
     with contextlib.suppress(ValueError):

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from conformance._checks import CheckFailure, CheckFailures, NotRun, requirement
+from conformance._isolation import launched, target_env
 from conformance._options import RunOptions, SpecOptions
 from conformance._spec import Spec
 from conformance._target import Completed, ProgramTarget
@@ -57,7 +58,9 @@ def find_source(program: ProgramTarget) -> Source:
         if word.lower().endswith(".py"):
             return Source(Path(word), words[:i] or [sys.executable])
         if word == "-m" and i + 1 < len(words):
-            module = Path(*words[i + 1].split("."))
+            # Where the command was given, as `python -m` finds it there (the run starts the
+            # program in a folder of its own).
+            module = Path.cwd().joinpath(*words[i + 1].split("."))
             for candidate in (module.with_suffix(".py"), module / "__main__.py"):
                 if candidate.is_file():
                     return Source(candidate, words[:i] or [sys.executable])
@@ -127,8 +130,11 @@ class Observations:
             report = Path(scratch) / "report.json"
             argv = [*self.source.interpreter, *args, "--report", str(report)]
             try:
-                done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                      timeout=self.bound + 15, start_new_session=True)
+                # Started clean, in the run's folder for the program, as the program is.
+                done = subprocess.run(launched(argv), stdin=subprocess.DEVNULL,
+                                      capture_output=True, timeout=self.bound + 15,
+                                      start_new_session=True, env=target_env(),
+                                      cwd=self.program.workdir)
             except subprocess.TimeoutExpired:
                 call.problem = f"the harness did not end within {self.bound + 15:g} s"
                 return call

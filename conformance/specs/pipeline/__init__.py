@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance._options import OptionError, SpecOptions, option
+from conformance._options import OptionError, SpecOptions, existing_folder, option
 from conformance._target import TargetError, host_port
 
 
@@ -20,24 +20,16 @@ def _service(word: str) -> tuple[str, str]:
     return role, url
 
 
-def _folder(value: str | None) -> str:
-    from pathlib import Path
-
-    if value is not None and not Path(value).is_dir():
-        return f"folder {value!r} does not exist"
-    return ""
-
-
 @dataclass(frozen=True)
 class Options(SpecOptions):
     """The pipeline's options: where its other services answer, and where its tables are."""
 
     services: dict[str, str] = option(
-        {}, parse=_service, metavar="ROLE=URL", flag="--service",
+        {}, parse=_service, metavar="ROLE=URL", flag="--service", outside=lambda _: True,
         help="where one of the services answers, e.g. writer=http://127.0.0.1:5003/ (default: "
              "the base URL's host on the role's port: receiver 5001, processor 5002, writer "
              "5003)")
     output_dir: str | None = option(
-        None, check=_folder, metavar="DIR",
+        None, check=existing_folder, metavar="DIR",
         help="for a writer that does not serve its tables: the folder it writes them in "
              "(read only)")
