@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 # Public name -> the private module that defines it.
 _WHERE = {
     "CheckFailure": "_checks", "CheckFailures": "_checks", "NotRun": "_checks",
+    "NotImplementedFeature": "_checks",
     "expect_equal": "_checks", "expect_json_member": "_checks", "expect_status": "_checks",
     "raise_all": "_checks", "requirement": "_checks",
     "Exchange": "_http", "Http": "_http",
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from conformance._checks import (
         CheckFailure,
         CheckFailures,
+        NotImplementedFeature,
         NotRun,
         expect_equal,
         expect_json_member,
@@ -69,6 +71,7 @@ __all__ = [
     "Exchange",
     "Failure",
     "Http",
+    "NotImplementedFeature",
     "NotRun",
     "Option",
     "ProgramTarget",

@@ -2,7 +2,9 @@
 
 Rules: a check is a pytest test marked with the requirement ids it checks; it fails by raising
 `CheckFailure` with expected and actual (any other exception fails it too, with its text); a
-failure may name the one requirement it concerns, so one check can serve several.
+failure may name the one requirement it concerns, so one check can serve several. A check of an
+optional requirement (a MAY, or a bonus's) that finds the feature absent altogether raises
+`NotImplementedFeature`: "not implemented", never a failure; present but wrong is a failure.
 """
 
 from __future__ import annotations
@@ -18,22 +20,40 @@ from _pytest.outcomes import Skipped
 from conformance._http import Exchange
 
 
-def requirement(*ids: str, needs: tuple[str, ...] = ()) -> pytest.MarkDecorator:
-    """Mark a check with the requirement ids it checks and any extra ids it needs to have passed."""
-    return pytest.mark.requirement(*ids, needs=tuple(needs))
+def requirement(*ids: str, needs: tuple[str, ...] | None = None) -> pytest.MarkDecorator:
+    """Mark a check with the requirement ids it checks. It runs once what the spec says they
+    need has passed; `needs`, when given, narrows that to these (each one the spec says every
+    id of the check needs, directly or through another), for a check that rests on part of it
+    only. A check never adds a need: the spec's `needs` are the one list (docs/ shows it)."""
+    return pytest.mark.requirement(*ids, needs=None if needs is None else tuple(needs))
+
+
+# What a failure says came when a check had nothing to show (`actual=None`): a report never
+# says "actual: None", which a reader takes for a bug of the suite or a value the target sent.
+NOTHING_CAME = "(nothing came: no answer, no value)"
 
 
 class CheckFailure(AssertionError):
-    """A check saw something other than what a requirement asks for."""
+    """A check saw something other than what a requirement asks for.
+
+    `actual` None (a value that was never there) is shown as NOTHING_CAME, never as "None"."""
 
     def __init__(self, message: str, *, expected: Any = "", actual: Any = "",
                  reproduce: str = "", requirement: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.expected = str(expected)
-        self.actual = str(actual)
+        self.actual = NOTHING_CAME if actual is None else str(actual)
         self.reproduce = reproduce
         self.requirement = requirement
+
+
+class NotImplementedFeature(CheckFailure):
+    """The feature a requirement asks for is not there at all (no route, no function), as
+    opposed to there and wrong: for an optional requirement (a MAY, or part of a bonus) the
+    verdict is "not implemented" (for a bonus, "not attempted"), which never gates and is never
+    scored as failed; what needs it is "not implemented" too. For a required one it is an
+    ordinary failure, so say what was expected, what came and how to see it, as for any."""
 
 
 class NotRun(Skipped):
@@ -71,11 +91,31 @@ def expect_json_member(ex: Exchange, key: str, *, requirement: str | None = None
         raise CheckFailure(f"{ex.request_line}: the body is not JSON ({exc})",
                            expected=f'a JSON object with "{key}"', actual=ex.summary(),
                            reproduce=ex.curl(), requirement=requirement) from None
-    if not isinstance(body, dict) or key not in body:
+    if not isinstance(body, dict):
+        # Say what the body is: "no member" would send a student looking for a misspelt key
+        # in a body that is a bare string or a list.
+        raise CheckFailure(f"{ex.request_line}: the body is a JSON {json_kind(body)}, not an "
+                           f"object", expected=f'a JSON object with "{key}"',
+                           actual=ex.summary(), reproduce=ex.curl(), requirement=requirement)
+    if key not in body:
         raise CheckFailure(f'{ex.request_line}: the body has no "{key}" member',
                            expected=f'a JSON object with "{key}"', actual=ex.summary(),
                            reproduce=ex.curl(), requirement=requirement)
     return body[key]
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words: object, array, string, number, boolean or
+    null."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    return "null" if value is None else "number"
 
 
 def expect_equal(ex: Exchange, what: str, actual: Any, expected: Any, *,

@@ -100,8 +100,9 @@ def _list(args: argparse.Namespace, console: Console) -> int:
         for column in ("id", "level", "requirement", "from the assignment"):
             table.add_column(column, no_wrap=column in ("id", "level"))
         for r in spec.requirements:
-            why = f"\n[dim]why {r.level}: {escape(r.rationale)}[/]" if r.rationale else ""
-            table.add_row(r.id, r.level, escape(r.statement) + why, escape(r.source))
+            what = "a bonus" if r.bonus else r.level
+            why = f"\n[dim]why {what}: {escape(r.rationale)}[/]" if r.rationale else ""
+            table.add_row(r.id, r.label, escape(r.statement) + why, escape(r.source))
         console.print(table)
         if spec.options:
             console.print("[bold]options of this spec[/] (`conformance run "
@@ -155,13 +156,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     request = resolve_run(args)
     network = _network(request, Console(stderr=True, highlight=False))
     results: list[RunResult] = []
+    # Request bodies too large for a reproducer's command line go next to the JSON report
+    # (report.json: report.bodies/), or without one to a temporary folder the lines name.
+    bodies = request.json.with_name(request.json.stem + ".bodies") if request.json else None
     with _progress(Console(stderr=True)) as progress:
         for spec in request.specs:
             try:
                 result = run_spec(spec, base_url=request.base_url, command=request.command,
                                   options=request.options[spec.name], only=request.only,
                                   startup_timeout=request.startup_timeout,
-                                  on_progress=progress(spec.name), network=network)
+                                  on_progress=progress(spec.name), network=network,
+                                  bodies=bodies)
             except TargetError as exc:
                 raise UsageError(str(exc)) from None
             results.append(result)

@@ -5,7 +5,9 @@ starts the server or is the program), with extra `conformance run` options; its 
 run's own report, read back from its JSON (conformance/schemas/report.schema.json) into a
 `RunResult`, or the reason there is none (the run was stopped at the time bound, or broke). The
 score is the weighted share of the spec's MUST and SHOULD requirements that passed (MAY never
-counts), 0 to 100; a line with no report scores 0.
+counts, nor does a bonus's), 0 to 100; a line with no report scores 0. The bonus score is the
+same share of the bonus's MUST and SHOULD requirements, apart: a spec with no bonus has none
+(None), a bonus not attempted scores 0, and it never moves the score.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Grade:
     problem: str = ""  # why there is no report, or what went wrong around the run
     junit: Path | None = None  # the run's JUnit file, when written
     score: float = 0.0
+    bonus_score: float | None = None  # None when the spec has no bonus
     slug: str = ""  # a file-name-safe, unique name for the student's page
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,7 +57,8 @@ class Grade:
         return self.exit_code == 0 and self.report is not None
 
     def verdicts(self) -> dict[str, Verdict]:
-        """Requirement id -> verdict ("pass", "fail", "not_run", "skipped"); {} without report."""
+        """Requirement id -> verdict ("pass", "fail", "not_run", "skipped", "not_implemented");
+        {} without report."""
         if self.report is None:
             return {}
         return {r.requirement.id: r.verdict for r in self.report.results}
@@ -66,20 +70,34 @@ class Grade:
         return [(r, f) for r in self.report.results for f in r.failures]
 
 
-def score(report: RunResult | None, spec: Spec) -> float:
-    """The weighted share (0-100) of the spec's MUST and SHOULD requirements the report passed.
-
-    A requirement the run did not report (a run limited with --only) counts as not passed.
-    """
+def _share(report: RunResult | None, spec: Spec, bonus: bool) -> float | None:
+    """The weighted share (0-100) of the spec's MUST and SHOULD requirements, the bonus's or
+    the others, the report passed; None when the spec has no such requirement."""
+    scored = [r for r in spec.requirements if r.level in SCORED_LEVELS and r.bonus == bonus]
+    total = sum(r.weight for r in scored)
+    if not total:
+        return None
     if report is None:
         return 0.0
     verdicts = {r.requirement.id: r.verdict for r in report.results}
-    scored = [r for r in spec.requirements if r.level in SCORED_LEVELS]
-    total = sum(r.weight for r in scored)
-    if not total:
-        return 0.0
     won = sum(r.weight for r in scored if verdicts.get(r.id) == "pass")
     return round(100.0 * won / total, 1)
+
+
+def score(report: RunResult | None, spec: Spec) -> float:
+    """The weighted share (0-100) of the spec's MUST and SHOULD requirements the report passed,
+    bonus requirements left out.
+
+    A requirement the run did not report (a run limited with --only) counts as not passed.
+    """
+    return _share(report, spec, bonus=False) or 0.0
+
+
+def bonus_score(report: RunResult | None, spec: Spec) -> float | None:
+    """The weighted share (0-100) of the spec's bonus MUST and SHOULD requirements the report
+    passed, as `score` counts them; None when the spec has no bonus. A bonus not attempted
+    scores 0."""
+    return _share(report, spec, bonus=True)
 
 
 def slugs(students: list[str]) -> list[str]:

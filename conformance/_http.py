@@ -10,18 +10,28 @@ sent once more on a new connection, as browsers do, within the same deadline; th
 attempt is then kept as a `Retry`, naming who sent the request, so a report can say so
 (`Http.retries`). Nothing else is ever sent again: not a timeout, not a fresh connection that
 fails, not a connection that breaks once an answer has begun, not an answer that is not HTTP.
+
+Evidence a person reads: a reproducer's curl line carries a request body of up to
+INLINE_BODY_MAX bytes of text on the command line; a larger one, or one that is binary (a
+multipart upload, an audio file), goes to a file of the run's body folder (`bodies_in`: next to
+the JSON report, or a temporary folder made when the first body is written) and the line says
+`--data-binary @FILE`. A binary body in a summary is its size, type and first bytes, never its
+bytes decoded as text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import ExitStack
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -33,9 +43,90 @@ MAX_BODY = 1 << 20
 NO_ANSWER = "a complete HTTP answer"
 
 
+# Bytes of a text body a curl line carries itself; a larger one makes a line nobody reads (a
+# task of 1,000 URLs is 40 KB), so it goes to a file.
+INLINE_BODY_MAX = 2048
+# Media types whose bodies are bytes, not text, whatever they happen to decode to.
+_BINARY_MEDIA = ("multipart/", "application/octet-stream", "audio/", "image/", "video/",
+                 "application/zip", "application/gzip", "application/pdf")
+_FIRST_BYTES = 32  # of a binary body, in its summary
+
+
+def is_binary(content: bytes, media_type: str = "") -> bool:
+    """Whether a body is bytes rather than text: its media type says so, or it holds a NUL, or
+    (for a type that does not say it is text) it is not UTF-8 or holds control characters
+    other than tab, newline and carriage return."""
+    media = media_type.split(";", 1)[0].strip().lower()
+    if media.startswith(_BINARY_MEDIA) or b"\x00" in content:
+        return True
+    if media.startswith("text/") or media.endswith(("json", "xml", "x-www-form-urlencoded")):
+        return False  # text in some encoding, shown with what does not decode replaced
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return any(ord(c) < 32 and c not in "\t\n\r" for c in text)
+
+
+def describe_binary(content: bytes, media_type: str = "") -> str:
+    """A binary body in a few words: `12,345 bytes of audio/wav, starting b'RIFF...'`."""
+    media = media_type.split(";", 1)[0].strip() or "an unknown type"
+    start = content[:_FIRST_BYTES]
+    more = "..." if len(content) > _FIRST_BYTES else ""
+    return f"{len(content):,} bytes of {media}, starting {start!r}{more}"
+
+
+def _header(headers: dict[str, str] | None, name: str) -> str:
+    return next((v for k, v in (headers or {}).items() if k.lower() == name), "")
+
+
+@dataclass
+class BodyFiles:
+    """Where reproducers put request bodies too large or too binary for a command line: one
+    file per distinct body, named by its hash (so a body is written once however many
+    reproducers send it), in `folder`, or in a temporary folder made when the first is written
+    (a run that needs none leaves none behind)."""
+
+    folder: Path | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def write(self, content: bytes, media_type: str = "") -> Path:
+        """The file holding `content`, written now unless it already was."""
+        media = media_type.split(";", 1)[0].strip().lower()
+        suffix = (".json" if media.endswith("json") else ".multipart" if
+                  media.startswith("multipart/") else ".txt" if media.startswith("text/") and
+                  not is_binary(content, media) else ".bin")
+        name = f"body-{hashlib.sha256(content).hexdigest()[:16]}{suffix}"
+        with self._lock:
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix="conformance-bodies-"))
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path = self.folder / name
+            if not path.exists():
+                path.write_bytes(content)
+        return path
+
+
+_bodies = BodyFiles()
+
+
+@contextmanager
+def bodies_in(folder: Path | None) -> Iterator[BodyFiles]:
+    """For the duration (one run), reproducers write the bodies they do not carry into `folder`
+    (None: a temporary folder, made when the first is written). Runs of one process follow
+    each other, so one folder at a time is enough; the checks' threads all see it."""
+    global _bodies
+    saved, _bodies = _bodies, BodyFiles(folder)
+    try:
+        yield _bodies
+    finally:
+        _bodies = saved
+
+
 def curl_line(method: str, url: str, headers: dict[str, str] | None = None,
               content: bytes | None = None, timeout: float = 5.0) -> str:
-    """A shell command that sends the same request with curl and shows the answer's head."""
+    """A shell command that sends the same request with curl and shows the answer's head; a
+    body over INLINE_BODY_MAX bytes, or a binary one, is sent from a file (`bodies_in`)."""
     words = ["curl", "-sS", "-i", "--max-time", f"{timeout:g}"]
     if method == "HEAD":
         words.append("-I")
@@ -44,7 +135,14 @@ def curl_line(method: str, url: str, headers: dict[str, str] | None = None,
     for name, value in (headers or {}).items():
         words += ["-H", f"{name}: {value}"]
     if content:
-        words += ["--data-binary", content.decode("utf-8", "replace")]
+        media = _header(headers, "content-type")
+        inline = len(content) <= INLINE_BODY_MAX and not is_binary(content, media)
+        try:
+            words += ["--data-binary", content.decode("utf-8")] if inline else []
+        except UnicodeDecodeError:  # text, but not in UTF-8: a command line cannot carry it
+            inline = False
+        if not inline:
+            words += ["--data-binary", f"@{_bodies.write(content, media)}"]
     words.append(url)
     return " ".join(shlex.quote(w) for w in words)
 
@@ -81,11 +179,15 @@ class Exchange:
         return json.loads(self.body.decode("utf-8"))
 
     def summary(self, limit: int = 200) -> str:
-        """Status, Content-Type and the start of the body, on one line."""
+        """Status, Content-Type and the start of the body, on one line (a binary body in
+        words: its size, type and first bytes)."""
+        ctype = self.content_type or "(none)"
+        if is_binary(self.body, self.content_type):
+            return (f"{self.status} {self.reason}; Content-Type: {ctype}; body: "
+                    f"{describe_binary(self.body, self.content_type)}")
         body = self.body.decode("utf-8", "replace")
         if len(body) > limit:
             body = body[:limit] + f"... ({len(self.body)} bytes)"
-        ctype = self.content_type or "(none)"
         return f"{self.status} {self.reason}; Content-Type: {ctype}; body: {body!r}"
 
     def curl(self) -> str:

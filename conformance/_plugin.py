@@ -1,11 +1,14 @@
 """The pytest plugin that turns a spec's checks into per-requirement verdicts.
 
 Rules: every collected check names known requirement ids (else the run stops with an error);
-checks run so that whatever a check needs is checked before it; a check whose need failed, was
-not run or was skipped does not run and says why; each finished check's outcome is kept per
-requirement, and `results()` folds them into verdicts by the rules of `_result`. A request
-the `http` fixture had to send again (`conformance._http.Retry`) is a note of the check that
-sent it, however late it came.
+a check needs what the spec says its requirements need, or some of it, never more
+(`check_needs`); checks run so that whatever a check needs is checked before it; a check
+whose need failed, was not run, was skipped or is not implemented does not run and says
+why; each finished check's outcome is kept per requirement, and `results()` folds them
+into verdicts by the rules of `_result`. A `NotImplementedFeature` is "not implemented"
+for an optional requirement (a MAY, a bonus's) and a failure for a required one, so a
+check need not know which it judges. A request the `http` fixture had to send again
+(`conformance._http.Retry`) is a note of the check that sent it, however late it came.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from conformance._checks import CheckFailure, CheckFailures, NotRun
+from conformance._checks import CheckFailure, CheckFailures, NotImplementedFeature, NotRun
 from conformance._http import Http
 from conformance._options import RunOptions, SpecOptions
 from conformance._result import Failure, RequirementResult, Verdict
-from conformance._spec import Spec
+from conformance._spec import Requirement, Spec
 from conformance._target import ProgramTarget, ServerTarget
 
 RETRY_NOTES = 3  # notes of requests sent again, at most, per check
@@ -27,11 +30,14 @@ RETRY_NOTES = 3  # notes of requests sent again, at most, per check
 
 @dataclass
 class _Outcome:
-    status: str  # "pass" | "fail" | "not_run" | "skipped"
+    status: str  # "pass" | "fail" | "not_run" | "skipped" | "not_implemented"
     reason: str = ""
     failures: dict[str | None, list[Failure]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     complete: bool = False
+    # What the check found absent (NotImplementedFeature), by requirement id as failures are;
+    # empty for a check that did not run because a need of it is not implemented.
+    absent: dict[str | None, list[Failure]] = field(default_factory=dict)
 
 
 class CollectionProblem(Exception):
@@ -101,33 +107,38 @@ class ConformancePlugin:
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line(
-            "markers", "requirement(*ids, needs=()): the requirement ids a check checks"
+            "markers", "requirement(*ids, needs=None): the requirement ids a check checks"
         )
 
     def _marker(self, item: pytest.Item) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The ids a check checks, and the ids it needs to have passed first."""
         marks = list(item.iter_markers("requirement"))
         if not marks:
             self.problems.append(f"{item.nodeid}: names no requirement")
             return (), ()
         ids = tuple(i for m in marks for i in m.args)
-        extra = tuple(n for m in marks for n in m.kwargs.get("needs", ()))
-        unknown = [i for i in (*ids, *extra) if i not in self._spec.by_id]
+        given = [m.kwargs.get("needs") for m in marks]
+        named = None if all(g is None for g in given) else tuple(
+            n for g in given for n in g or ())
+        unknown = [i for i in (*ids, *(named or ())) if i not in self._spec.by_id]
         if unknown:
             self.problems.append(f"{item.nodeid}: unknown requirement ids {unknown}")
-        return ids, extra
+        needs, stray = check_needs(self._spec, ids, named)
+        if stray and not unknown:
+            self.problems.append(
+                f"{item.nodeid}: needs {stray}, which the spec does not say {', '.join(ids)} "
+                f"need: add them to `needs` in {self._spec.name}.requirements.yaml")
+        return ids, needs
 
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
         wanted = self._spec.closure(self._only) if self._only else None
         kept: list[pytest.Item] = []
         for item in items:
-            ids, extra = self._marker(item)
+            ids, needs = self._marker(item)
             if wanted is not None and not wanted.intersection(ids):
                 continue
-            needs = {n for i in ids if i in self._spec.by_id for n in self._spec.by_id[i].needs}
-            needs.update(extra)
-            needs.difference_update(ids)
-            self._items[item.nodeid] = (ids, tuple(sorted(needs)))
+            self._items[item.nodeid] = (ids, needs)
             kept.append(item)
         if self.problems:
             raise CollectionProblem("; ".join(self.problems))
@@ -164,7 +175,7 @@ class ConformancePlugin:
 
     def _status(self, rid: str) -> tuple[str, str]:
         """The verdict so far of a requirement, with the reason."""
-        verdict, reason, _ = _fold(rid, self._outcomes_of(rid))
+        verdict, reason, _ = _fold(self._spec.by_id[rid], self._outcomes_of(rid))
         return verdict, reason
 
     def _outcomes_of(self, rid: str) -> list[_Outcome]:
@@ -179,10 +190,13 @@ class ConformancePlugin:
             status, reason = self._status(need)
             if status == "pass":
                 continue
-            word = {"fail": "failed", "not_run": "was not run", "skipped": "was skipped"}[status]
+            word = {"fail": "failed", "not_run": "was not run", "skipped": "was skipped",
+                    "not_implemented": "is not implemented"}[status]
             cause = f"needs {need}, which {word}" + (f": {reason}" if reason else "")
-            self._outcomes[item.nodeid] = _Outcome("skipped" if status == "skipped" else "not_run",
-                                                   cause)
+            # A need not implemented leaves its dependents not implemented too (when they are
+            # optional: the fold decides per requirement); any other leaves them not run.
+            kept = status if status in ("skipped", "not_implemented") else "not_run"
+            self._outcomes[item.nodeid] = _Outcome(kept, cause)
             pytest.skip(cause)
 
     @pytest.hookimpl(wrapper=True)
@@ -191,7 +205,7 @@ class ConformancePlugin:
                                   ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         if item.nodeid in self._outcomes and self._outcomes[item.nodeid].status in (
-                "not_run", "skipped") and call.when == "setup":
+                "not_run", "skipped", "not_implemented") and call.when == "setup":
             return report
         if call.when == "call" or (call.when == "setup" and report.outcome != "passed"):
             self._outcomes[item.nodeid] = self._outcome(item, call, report)
@@ -220,11 +234,14 @@ class ConformancePlugin:
             where = report.longreprtext.strip().splitlines()[-1:] or [repr(exc)]
             self.errors.append(f"{item.nodeid}: {where[0]}")
             return _Outcome("not_run", f"the check itself broke ({where[0]})", notes=notes)
+        absent: dict[str | None, list[Failure]] = {}
         for f in found:
-            failures.setdefault(f.requirement, []).append(
+            into = absent if isinstance(f, NotImplementedFeature) else failures
+            into.setdefault(f.requirement, []).append(
                 Failure(f.message, f.expected, f.actual, f.reproduce, check))
-        return _Outcome("fail", found[0].message, failures, notes,
-                        complete=isinstance(exc, CheckFailures))
+        status = "fail" if failures else "not_implemented"
+        return _Outcome(status, found[0].message, failures, notes,
+                        complete=isinstance(exc, CheckFailures), absent=absent)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self.interrupted = True
@@ -241,7 +258,7 @@ class ConformancePlugin:
             if self._only is not None and req.id not in self._only:
                 continue
             nodeids = self._by_req.get(req.id, [])
-            verdict, reason, failures = _fold(req.id, self._outcomes_of(req.id))
+            verdict, reason, failures = _fold(req, self._outcomes_of(req.id))
             out.append(RequirementResult(
                 req, verdict, reason, failures, checks=[n.split("::")[-1] for n in nodeids],
                 notes=[n for nodeid in nodeids if nodeid in self._outcomes
@@ -259,22 +276,56 @@ class ConformancePlugin:
         return [*self._outcomes[nodeid].notes, *retried]
 
 
-def _fold(rid: str, outcomes: list[_Outcome]) -> tuple[Verdict, str, list[Failure]]:
+def check_needs(spec: Spec, ids: tuple[str, ...], named: tuple[str, ...] | None
+                ) -> tuple[tuple[str, ...], list[str]]:
+    """What a check of `ids` needs to have passed before it runs, and the ids among `named` that
+    the spec does not say its requirements need.
+
+    The spec's `needs` are the one list of what a requirement rests on (docs/ shows it), so a
+    run's "not run: needs X" always names an X that list has: a check needs what
+    the spec says its ids need, or, when it names its needs (`named`), only those, each one
+    that every id of the check needs directly or through another (a check that rests on part
+    of its requirement's needs judges it while another of them failed)."""
+    known = [i for i in ids if i in spec.by_id]
+    if named is None:
+        own = {n for i in known for n in spec.by_id[i].needs}
+        return tuple(sorted(own - set(ids))), []
+    allowed = [spec.closure(set(spec.by_id[i].needs)) for i in known]
+    stray = [n for n in named if not all(n in a for a in allowed)]
+    return tuple(sorted(set(named) - set(ids))), stray
+
+
+def _fold(req: Requirement, outcomes: list[_Outcome]) -> tuple[Verdict, str, list[Failure]]:
     """One requirement's verdict, reason and failures from the outcomes of its checks."""
+    rid = req.id
     if not outcomes:
         return "skipped", "no check of it ran", []
     failures = [f for o in outcomes for f in o.failures.get(rid, []) + o.failures.get(None, [])]
+    absent = [f for o in outcomes for f in o.absent.get(rid, []) + o.absent.get(None, [])]
+    if not req.optional:
+        # Absent is as wrong as any other way of missing a requirement that is asked for.
+        failures, absent = failures + absent, []
     if failures:
         return "fail", failures[0].message, failures
+    if absent:
+        # A check that saw the feature absent settles it: another that could not look at it
+        # has nothing to add.
+        return "not_implemented", absent[0].message, []
+    for o in outcomes:
+        if o.status == "not_implemented" and not o.absent:
+            # It did not run: a need of it is not implemented. So is it, when it is optional.
+            return ("not_implemented" if req.optional else "not_run"), o.reason, []
     for o in outcomes:
         if o.status == "not_run":
             return "not_run", o.reason, []
     for o in outcomes:
-        # A check that stopped at another requirement's failure did not finish checking this one;
-        # one that reported several failures together (complete) did.
-        if o.status == "fail" and not o.complete:
-            others = ", ".join(sorted(k for k in o.failures if k))
-            return "not_run", f"its check stopped at a failure of {others}", []
-    if any(o.status in ("pass", "fail") for o in outcomes):
+        # A check that stopped at another requirement's failure (or absence) did not finish
+        # checking this one; one that reported several together (complete) did.
+        if o.status in ("fail", "not_implemented") and not o.complete:
+            stopped = ", ".join(sorted(k for k in (*o.failures, *o.absent) if k))
+            if o.status == "fail":
+                return "not_run", f"its check stopped at a failure of {stopped}", []
+            return "not_run", f"its check stopped: {stopped} is not implemented", []
+    if any(o.status in ("pass", "fail", "not_implemented") for o in outcomes):
         return "pass", "", []
     return "skipped", outcomes[0].reason, []

@@ -2,7 +2,9 @@
 
 Rules: pytest sees only our plugin and our ini (no user config, no auto-loaded plugins, no
 cache); the target is set up before and torn down after, whatever happens; a broken suite is an
-error of the run (exit 3), never a pass.
+error of the run (exit 3), never a pass. A server that did not start or did not last is a
+verdict, not an error: its output goes once into the result (`target_output`). Request bodies
+too large for a reproducer's command line go to the run's body folder (`bodies`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from conformance._http import bodies_in
 from conformance._isolation import SHARED, Network
 from conformance._options import RunOptions, SpecOptions, core_options, declared, given
 from conformance._plugin import CollectionProblem, ConformancePlugin
@@ -159,12 +162,14 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
              options: RunOptions[SpecOptions] | None = None, only: set[str] | None = None,
              startup_timeout: float = 15.0,
              on_progress: Callable[[int, int, str], None] | None = None,
-             network: Network = SHARED) -> RunResult:
+             network: Network = SHARED, bodies: Path | None = None) -> RunResult:
     """Check `spec` against the server at `base_url`, or started by `command`, or our reference.
 
     `options.spec` must be an instance of the spec's options class (its defaults when not).
     `network` says whether this process has a network of its own (conformance/_isolation.py);
     on a shared one, fixed ports are locked and listeners checked.
+    `bodies` is where reproducers put request bodies they do not carry on their command line
+    (conformance/_http.py; None: a temporary folder, made when the first is written).
     Raises TargetError when the target cannot be set up as asked (a usage problem).
     """
     asked: RunOptions[SpecOptions] = options or RunOptions(spec=spec.options_class())
@@ -206,8 +211,11 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
                 base_url, start, default_url=spec.default_url, startup_timeout=startup_timeout,
                 workdir=workdir, own_network=network.own))
         plugin = ConformancePlugin(spec, target, options, only=only, on_progress=on_progress)
-        code, output = _pytest(suite, plugin)
+        with bodies_in(bodies):
+            code, output = _pytest(suite, plugin)
         label = f"our reference ({target.label})" if embedded else target.label
+        # Read now: the server's output file goes when the target is torn down.
+        trouble = target.trouble() if isinstance(target, ServerTarget) else ""
     error = ""
     results = plugin.results()
     if plugin.errors:
@@ -226,4 +234,5 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         # The options asked for, not those the reference's own filled in: a re-run without a
         # target starts the reference again, and they with it.
         rerun=rerun_command(spec, base_url, command, asked),
+        target_output=trouble,
     )

@@ -2,8 +2,14 @@
 
 Rules: a spec file is data checked against `schemas/behaviour.schema.json`, and its
 `reference.options` against the options its suite declares (conformance/_options.py); ids are
-unique; every `needs` names a requirement of the same spec and the needs form no cycle. A file
-that breaks a rule raises `SpecError` naming the file and the key, never loads half.
+unique; every `needs` names a requirement of the same spec and the needs form no cycle; a
+requirement that is not a bonus never needs one (it would go unchecked whenever the bonus was
+not attempted). A file that breaks a rule raises `SpecError` naming the file and the key, never
+loads half.
+
+A requirement marked `bonus: true` belongs to a bonus part of the assignment: it keeps the level
+it has within that part, but never gates a run and is reported and scored apart. MAY and bonus
+requirements are optional: their absence is "not implemented", never a failure.
 """
 
 from __future__ import annotations
@@ -42,6 +48,20 @@ class Requirement:
     rationale: str = ""
     needs: tuple[str, ...] = ()
     weight: float = 1.0
+    # Part of a bonus of the assignment: `level` is its level within the bonus, but it never
+    # gates, and is counted and scored apart from the rest.
+    bonus: bool = False
+
+    @property
+    def optional(self) -> bool:
+        """Whether an implementation may leave it out: a MAY, or part of a bonus. Only an
+        optional requirement can be "not implemented"; a required one that is absent fails."""
+        return self.bonus or self.level == "MAY"
+
+    @property
+    def label(self) -> str:
+        """Its level as reports show it: `MUST`, or `MUST, bonus` for a bonus's."""
+        return f"{self.level}, bonus" if self.bonus else self.level
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,12 @@ def _check_needs(name: str, reqs: list[Requirement]) -> None:
         weaker = [n for n in r.needs if r.level == "MUST" and levels[n] != "MUST"]
         if weaker:
             raise SpecError(f"{name}: MUST {r.id} needs {weaker}, which are not MUST")
+    bonus = {r.id for r in reqs if r.bonus}
+    for r in reqs:
+        # A bonus left out leaves what needs it unchecked: only another bonus may need one.
+        on_bonus = [n for n in r.needs if n in bonus and not r.bonus]
+        if on_bonus:
+            raise SpecError(f"{name}: {r.id} needs {on_bonus}, which are bonus, and is not")
     state: dict[str, int] = {}
 
     def visit(rid: str, path: tuple[str, ...]) -> None:
@@ -175,6 +201,7 @@ def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
             id=r["id"], level=r["level"], statement=r["statement"], source=r["source"],
             original=r.get("original", ""), rationale=r.get("rationale", ""),
             needs=tuple(r.get("needs", ())), weight=float(r.get("weight", 1.0)),
+            bonus=bool(r.get("bonus", False)),
         )
         for r in data["requirements"]
     ]

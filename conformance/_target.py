@@ -4,9 +4,12 @@ Rules: a command is split like a shell would (no shell runs it); `{port}` in it 
 loopback port (one no other run on the machine holds), or the base URL's port when one is given;
 every process started here starts clean, in the run's working folder (conformance/_isolation.py);
 a started server gets a process group of its own and is stopped with SIGINT (its Ctrl+C), then
-SIGTERM, then SIGKILL; its output goes to a file so a full pipe never blocks it, and its last
-lines explain a failure to answer. On a shared network a fixed port is locked for the run, and a
-server is judged only when the listener on its port is one of the processes it started.
+SIGTERM, then SIGKILL; its output goes to a file so a full pipe never blocks it. A server that
+ended, or never listened, is explained in a line (its status and its output's last line) wherever
+a request got no answer, and its output (a traceback, say) is shown once, at the top of the
+report (`ServerTarget.trouble()`), not in every failure. On a shared network a fixed port is
+locked for the run, and a server is judged only when the listener on its port is one of the
+processes it started.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class TargetError(Exception):
 # How long a run waits for another run of this machine that holds the fixed port it needs (on a
 # shared network; in a network of its own the port is always its own).
 FIXED_PORT_WAIT = 900.0
+# Bytes of a troubled server's output the report shows (once): a traceback's worth.
+TROUBLE_OUTPUT = 6000
+ENDED_EARLY = "the server command ended before it listened"
 
 
 # Ports handed out lie below the kernel's ephemeral range, where no bind to port 0 (another
@@ -195,6 +201,12 @@ class Process:
         os.close(fd)
         return cls(argv, popen, Path(name))
 
+    def last_line(self) -> str:
+        """The last line the process printed that is not blank ('' when none): the exception
+        of a traceback, or an error message."""
+        lines = [line for line in self.output_tail(500).splitlines() if line.strip()]
+        return lines[-1].strip().removeprefix("...") if lines else ""
+
     def output_tail(self, limit: int = 1500) -> str:
         """The end of what the process printed."""
         try:
@@ -234,16 +246,33 @@ class ServerTarget:
     startup_problem: str = ""
 
     def explain(self) -> str:
-        """Why the server may not answer, as far as its process tells; '' when nothing is known."""
-        parts = [self.startup_problem] if self.startup_problem else []
-        if self.process is not None:
-            code = self.process.exited()
-            if code is not None:
-                parts.append(f"the server command exited with status {code}")
-            tail = self.process.output_tail()
-            if code is not None and tail:
-                parts.append(f"its output ends: {tail}")
+        """Why the server may not answer, as far as its process tells, in a line (its output
+        is `trouble()`'s, shown once); '' when nothing is known."""
+        code = self.process.exited() if self.process is not None else None
+        if self.process is None or code is None:
+            return self.startup_problem
+        early = " before it listened" if self.startup_problem == ENDED_EARLY else ""
+        parts = [self.startup_problem] if self.startup_problem and not early else []
+        last = self.process.last_line()
+        parts.append(f"the server command exited with status {code}{early}"
+                     + (f": {last} (its output is at the top of the report)" if last
+                        else ", printing nothing"))
         return "; ".join(parts)
+
+    def trouble(self, limit: int = TROUBLE_OUTPUT) -> str:
+        """What the report shows once of a server that did not start or did not last: how it
+        ended and the end of its output; '' for one that listened and is still running (or one
+        the run did not start)."""
+        if self.process is None:
+            return ""
+        code = self.process.exited()
+        if code is None and not self.startup_problem:
+            return ""
+        how = self.startup_problem or "the server command ended during the run"
+        if code is not None:
+            how += f" (exit status {code})"
+        output = self.process.output_tail(limit)
+        return f"{how}; its output:\n{output}" if output else f"{how}; it printed nothing"
 
 
 def wait_until_listening(host: str, port: int, timeout: float,
@@ -261,7 +290,7 @@ def _startup_problem(host: str, port: int, proc: Process, timeout: float) -> str
     if wait_until_listening(host, port, timeout, lambda: proc.exited() is not None):
         return ""
     if proc.exited() is not None:
-        return "the server command ended before it listened"
+        return ENDED_EARLY
     return f"nothing listened on {host}:{port} within {timeout:g} s of starting the command"
 
 

@@ -112,7 +112,7 @@ def test_every_spec_is_in_the_catalogue_with_all_its_ids(built: Path) -> None:
         assert name in ids and f'<a id="{name}"></a>' in md
         for req in spec.requirements:
             assert f"{name}-{req.id}" in ids, f"{name} {req.id} not in requirements.html"
-            assert f"### {req.id} ({req.level})" in md, f"{name} {req.id} not in requirements.md"
+            assert f"### {req.id} ({req.label})" in md, f"{name} {req.id} not in requirements.md"
 
 
 def test_every_openapi_file_has_its_pages(built: Path) -> None:

@@ -1,6 +1,6 @@
 """The fake crawler server the crawl-client suite plays: it answers like a FastAPI crawler by its
-script (tasks, polls, 422, FastAPI's slash redirects, canned garbage), records every request,
-and forgets everything on reset."""
+script (tasks, polls, 422, FastAPI's slash redirects, canned garbage), takes the URLs in the
+body shapes servers take, records every request, and forgets everything on reset."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import httpx
 import pytest
 
 from conformance._target import free_port
-from conformance.specs.crawl_client._fake_crawler import TASKS_PATH, FakeCrawler, Reply, Script
+from conformance.specs.crawl_client._fake_crawler import (
+    BARE_LIST,
+    TASKS_PATH,
+    FakeCrawler,
+    Reply,
+    Script,
+)
 
 URLS = ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
 
@@ -50,7 +56,30 @@ def test_a_task_runs_for_the_scripted_polls_then_is_ready(server: FakeCrawler,
     assert seen[0].json() == URLS and seen[0].content_type == "application/json"
 
 
-@pytest.mark.parametrize("body", [b'{"urls": []}', b"[]", b"[1, 2]", b"not json", b'"x"'])
+@pytest.mark.parametrize(("body", "shape"), [
+    ({"urls": URLS}, '{"urls": [...]}'),
+    ([{"url": u} for u in URLS], '[{"url": ...}]'),
+])
+def test_the_shapes_servers_take_make_a_task_answered_in_the_default_shape(
+        server: FakeCrawler, http: httpx.Client, body: object, shape: str) -> None:
+    created = http.post(TASKS_PATH, json=body)
+    assert created.status_code == 201
+    assert set(created.json()) == {"id", "status", "result"}
+    (task,) = server.tasks()
+    assert (task.urls, task.shape) == (URLS, shape)
+    http.get(TASKS_PATH + task.id)
+    assert http.get(TASKS_PATH + task.id).json()["result"] == [200, None]
+
+
+def test_a_bare_list_is_the_assignments_shape(server: FakeCrawler, http: httpx.Client) -> None:
+    http.post(TASKS_PATH, json=URLS)
+    assert server.tasks()[0].shape == BARE_LIST == "a bare JSON list"
+
+
+@pytest.mark.parametrize("body", [b'{"urls": []}', b"[]", b"[1, 2]", b"not json", b'"x"',
+                                  b'{"links": ["http://127.0.0.1:9/a"]}',
+                                  b'{"urls": ["http://127.0.0.1:9/a"], "depth": 2}',
+                                  b'[["http://127.0.0.1:9/a"]]'])
 def test_a_body_that_is_not_a_list_of_urls_is_422(server: FakeCrawler, http: httpx.Client,
                                                   body: bytes) -> None:
     assert http.post(TASKS_PATH, content=body).status_code == 422

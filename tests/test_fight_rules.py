@@ -89,10 +89,92 @@ def test_draws_allow_one_last_unprinted_action_only() -> None:
     assert "yielded HIGHBLOCK" in _fight.judge_draws(turns, ["HIGHBLOCK", *drawn[1:]]).message
 
 
+@pytest.mark.parametrize(("line", "says"), [
+    ("Agent: Action.HIGH_KICK, Neo: Action.HIGH_BLOCK, Agent Health: 5",
+     "'HIGH_KICK' is not one of the given actions"),
+    ("Agent: Action.highkick, Neo: Action.highblock, Agent Health: 5",
+     "'highkick' is not one of the given actions"),
+    ("Agent: HIGHKICK, Neo: HIGHBLOCK, Agent Health: 5", "it lacks 'Action.' after 'Agent: '"),
+    ("Agent: Action.HIGHKICK, Neo: Action.HIGHBLOCK, Agent HP: 5",
+     "it has 'HP' where the format has 'Health'"),
+    ("Agent: Action.HIGHKICK Neo: Action.HIGHBLOCK, Agent Health: 5",
+     "it lacks ',' after 'Action.HIGHKICK'"),
+    ("Agent 1: Action.HIGHKICK, Neo: Action.HIGHBLOCK, Agent 1 Health: 5",
+     "it has ' 1' after 'Agent', which the format does not"),
+])
+def test_a_line_off_the_format_is_read_and_its_differing_part_named(line: str, says: str) -> None:
+    printed = _fight.parse(line + "\nNeo wins!\n")
+    assert [(t.action, t.neo, t.health, t.exact) for t in printed.turns] == \
+        [("HIGHKICK", "HIGHBLOCK", 5, False)]
+    problem = _fight.judge_format(printed)
+    assert problem is not None and says in problem.message, problem
+    assert "(the line in the format: " in problem.expected and "in line 1" in problem.actual
+
+
+def test_a_line_that_cannot_be_read_says_what_it_lacks() -> None:
+    printed = _fight.parse("Agent: Action.KICK, Neo: Action.HIGHBLOCK, Agent Health: 5\n")
+    assert not printed.turns and printed.malformed
+    problem = _fight.judge_format(printed)
+    assert problem is not None and "names only one of the given actions" in problem.message
+
+
+def test_rules_judge_lines_off_the_format() -> None:
+    # Renamed actions, and Neo answers a block with the wrong kick: the rule still sees it.
+    printed = _fight.parse(GOOD.replace("Action.LOWKICK, Agent Health: 4",
+                                        "Action.HIGHKICK, Agent Health: 4")
+                           .replace("HIGHBLOCK", "HIGH_BLOCK").replace("LOWKICK", "LOW_KICK"))
+    assert len(printed.turns) == 7 and printed.malformed
+    problem = _fight.judge_answers(printed.turns)
+    assert problem is not None and "answers HIGHBLOCK with HIGHKICK" in problem.message
+    for judge in (_fight.judge_health, _fight.judge_stop):
+        assert judge(printed.turns) is None
+    assert _fight.judge_win(printed) is None
+
+
+def test_health_after_an_unreadable_turn_is_taken_as_shown() -> None:
+    printed = _fight.parse(GOOD.replace("Agent: Action.HIGHBLOCK, Neo: Action.LOWKICK, "
+                                        "Agent Health: 4", "Agent: ???, Agent Health: 4"))
+    assert len(printed.turns) == 6 and printed.turns[1].after_gap
+    assert _fight.judge_health(printed.turns) is None
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    ("Neo wins", "it lacks '!' after 'Neo wins'"),
+    ("neo wins!", "it has 'neo' where 'Neo wins!' has 'Neo'"),
+    ("Neo wins !", "it has ' ' after 'Neo wins', which 'Neo wins!' does not"),
+])
+def test_a_misspelt_win_is_named_and_is_no_extra_output(line: str, says: str) -> None:
+    printed = _fight.parse(GOOD.replace("Neo wins!", line))
+    problem = _fight.judge_win(printed)
+    assert problem is not None and says in problem.message, problem
+    assert _fight.judge_extra(printed) is None
+
+
+def test_script_output_holds_fight_and_fightmany() -> None:
+    many = "".join(f"Agent {k}: Action.HIGHBLOCK, Neo: Action.LOWKICK, Agent {k} Health: 0\n"
+                   for k in (1, 2)) + "Neo wins!\n"
+    parts = _fight.parse_script(GOOD + many)
+    assert [kind for kind, _ in parts] == [False, True]
+    single, numbered = parts[0][1], parts[1][1]
+    assert _fight.judge_format(single) is None and _fight.judge_win(single) is None
+    assert _fight.judge_extra(single) is None and len(single.turns) == 7
+    assert _fight.judge_format(numbered, many=True) is None and len(numbered.wins) == 1
+    # fightmany first, then fight(): the same split.
+    parts = _fight.parse_script(many + GOOD)
+    assert [kind for kind, _ in parts] == [True, False]
+    assert _fight.judge_win(parts[1][1]) is None
+    # Output with no turn line at all is one part of fight()'s.
+    assert [(kind, p.extra) for kind, p in _fight.parse_script("hello\n")] == \
+        [(False, [(1, "hello")])]
+
+
 def test_many_needs_the_same_number_twice() -> None:
     printed = _fight.parse("Agent 1: Action.HIGHKICK, Neo: Action.HIGHBLOCK, Agent 2 Health: 5\n",
                            many=True)
-    assert printed.malformed and not printed.turns
+    # Off the format, so FIGHT-12 fails; still read for the other rules, as agent 1's turn.
+    assert printed.malformed and [t.agent for t in printed.turns if not t.exact] == [1]
+    problem = _fight.judge_format(printed, many=True)
+    assert problem is not None and "it has '2' where the format has '1'" in problem.message
 
 
 def test_interleaving() -> None:
@@ -113,8 +195,25 @@ GIVEN = load_spec("fight").given
     ("merged imports", GIVEN.replace("from random import choice", "from random import choice, "
                                      "randint"), None),
     ("a changed default health", GIVEN.replace("health=5", "health=3"), "differs"),
+    # What cannot change what the classes do passes (FIGHT-02's statement): type hints and
+    # docstrings; a changed value, name, base or method fails.
     ("a docstring added to Agent", GIVEN.replace("class Agent:\n", 'class Agent:\n    """A."""\n'),
-     "differs"),
+     None),
+    ("type hints added to Agent", GIVEN.replace("health=5)", "health: int = 5) -> 'Agent'")
+     .replace("self.health = health", "self.health: int = health")
+     .replace("__anext__(self)", "__anext__(self) -> Action"), None),
+    ("an annotated enum member", GIVEN.replace("HIGHKICK = auto()", "HIGHKICK: int = auto()"),
+     None),
+    ("a bare annotation added to Action", GIVEN.replace("    HIGHKICK = auto()",
+                                                        "    x: int\n    HIGHKICK = auto()"),
+     None),
+    ("a method renamed", GIVEN.replace("async def __anext__", "async def anext"), "differs"),
+    ("a method made plain", GIVEN.replace("async def __anext__", "def __anext__"), "differs"),
+    ("a method added", GIVEN + "    def hit(self):\n        self.health -= 1\n", "differs"),
+    ("a base changed", GIVEN.replace("class Action(Enum)", "class Action(IntEnum)"), "differs"),
+    ("a member renamed", GIVEN.replace("HIGHKICK = auto()", "HIGH_KICK = auto()"), "differs"),
+    ("an annotated value changed", GIVEN.replace("self.health = health",
+                                                 "self.health: int = 5"), "differs"),
     ("Agent redefined later", GIVEN + "\nclass Agent:\n    pass\n", "more than once"),
     ("choice imported from secrets", GIVEN.replace("from random import choice",
                                                    "from secrets import choice"), "missing"),
@@ -128,6 +227,19 @@ def test_given_code(description: str, source: str, fragment: str | None) -> None
         assert problem is None, problem
     else:
         assert problem is not None and fragment in problem.message, problem
+
+
+def test_what_cannot_change_behaviour_is_noted() -> None:
+    wanted = _fight.given(GIVEN)
+    assert _fight.harmless_changes(GIVEN, wanted) == []
+    typed = GIVEN.replace("__anext__(self)", "__anext__(self) -> Action")
+    assert _fight.harmless_changes(typed, wanted) == [
+        "class Agent (line 14) adds type hints to the given code, which cannot change what it "
+        "does: accepted as unmodified"]
+    documented = GIVEN.replace("class Action(Enum):\n", 'class Action(Enum):\n    """A."""\n')
+    assert "adds docstrings" in _fight.harmless_changes(documented, wanted)[0]
+    # A real change is FIGHT-02's failure, not a note.
+    assert _fight.harmless_changes(GIVEN.replace("health=5", "health=3"), wanted) == []
 
 
 def harness(tmp_path: Path, source: str, *args: str) -> dict:
@@ -153,6 +265,20 @@ async def fightmany(n):
     assert [n for a, n in draws if a == 1] == script_of(1)[:3] != SCRIPT[:3]
     assert report["fightmany"]["coroutine_function"] is True
     assert report["fight"]["exists"] is False
+
+
+def test_harness_scripts_renamed_actions_by_the_name_they_spell(tmp_path: Path) -> None:
+    source = GIVEN.replace("HIGHKICK = auto()", "HIGH_KICK = auto()").replace(
+        "LOWBLOCK = auto()", "low_block = auto()") + """
+async def fight():
+    agent = Agent().__aiter__()
+    for _ in range(4):
+        print(await agent.__anext__())
+"""
+    report = harness(tmp_path, source, "fight")
+    assert [n for _, n in report["phases"]["fight"]["draws"]] == SCRIPT[:4]
+    assert report["phases"]["fight"]["output"].split() == [
+        "Action.HIGH_KICK", "Action.HIGHBLOCK", "Action.LOWKICK", "Action.low_block"]
 
 
 def test_harness_cuts_a_fight_that_never_ends(tmp_path: Path) -> None:

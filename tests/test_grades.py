@@ -1,12 +1,12 @@
-"""The score rule and the students' page names: weights count, MAY never does, a missing report
-scores 0, and every student gets a name of their own."""
+"""The score rule and the students' page names: weights count, MAY never does, a bonus is
+scored apart, a missing report scores 0, and every student gets a name of their own."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from conformance import load_spec
-from conformance._grades import score, slugs
+from conformance._grades import bonus_score, score, slugs
 from conformance._result import RequirementResult, RunResult, Verdict
 from conformance._spec import Requirement
 
@@ -53,3 +53,19 @@ def test_every_student_gets_a_page_name_of_their_own() -> None:
     assert got[0] == "ada-lovelace" and got[1] == "ada-lovelace-2"
     assert all(s and all(c.isalnum() or c == "-" for c in s) for s in got)
     assert slugs(names) == got
+
+
+def test_the_bonus_is_scored_apart_and_never_moves_the_score() -> None:
+    fight = load_spec("fight")
+    bonus = [r.id for r in fight.requirements if r.bonus]
+    everything: dict[str, Verdict] = {r.id: "pass" for r in fight.requirements}
+    assert (score(report_of(everything), fight), bonus_score(report_of(everything), fight)) == (
+        100.0, 100.0)
+    absent = everything | dict.fromkeys(bonus, "not_implemented")
+    assert (score(report_of(absent), fight), bonus_score(report_of(absent), fight)) == (
+        100.0, 0.0)
+    one_failed = everything | {bonus[-1]: "fail"}
+    assert bonus_score(report_of(one_failed), fight) == 75.0
+    assert score(report_of(one_failed), fight) == 100.0
+    assert (score(None, fight), bonus_score(None, fight)) == (0.0, 0.0)
+    assert bonus_score(report_of({}), load_spec("credentials")) is None  # no bonus at all

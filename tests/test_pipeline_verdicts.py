@@ -1,7 +1,8 @@
 """The suite's verdicts on pipelines that no twin's data can say (the twins themselves, each
 started with its services on free ports: tests/test_twins.py): the tables can be read from a
 folder instead of the writer, one service can be checked alone, services that are not there
-fail in bounded time, and a run's rerun line names the services it was told of."""
+fail in bounded time, a run's rerun line names the services it was told of, and the tables are
+read in the formats students write."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from conformance._target import free_port, wait_until_listening
+from conformance.specs.pipeline._observation import parse_table
 from tests.conftest import PY, ROOT
 
 ROLES = ("receiver", "processor", "writer")
@@ -77,4 +81,33 @@ def test_services_that_are_not_there_fail_in_bounded_time(run_conformance) -> No
     assert run.code == 1, run.stdout
     assert {"WRITE-01", "PROC-01"} <= run.failed(), run.stdout
     assert "connection refused" in run.requirement("WRITE-01")["failures"][0]["actual"]
+    # The client and the receiver are asked for too, though what else they need failed.
+    for rid, role in (("PIPE-01", "client"), ("RECV-01", "receiver")):
+        assert rid in run.failed(), run.stdout
+        message = run.requirement(rid)["failures"][0]["message"]
+        assert f"where the {role} service is expected" in message, message
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(("text", "header", "ids", "said"), [
+    # Rows between bars and no header: the bars make no empty id, the first row is kept.
+    ("| 7 | 2026-11-23 17:30:00.1 | 2026-11-23 17:30:01 |\n"
+     "| 8 | 2026-11-23 17:30:00.2 | 2026-11-23 17:30:02 |\n",
+     "", ["7", "8"], "no header line, rows between bars"),
+    # A Markdown table: header, a line of dashes, rows; times of day only.
+    ("| id | receive_time | write_time |\n|----|:---:|---|\n| 7 | 17:30:00.1 | 17:30:01 |\n",
+     "| id | receive_time | write_time |", ["7"], "1 line of dashes skipped"),
+    # Ids that are not integers, no header: still a record, since a time follows.
+    ("a-1 | 1700000000.5 | 1700000001\n", "", ["a-1"], "Unix seconds"),
+    # The header written again (a writer that started over) is no record; day-first dates.
+    ("id | receive_time | write_time\n7 | 23.11.2026 17:30:00.5 | 23.11.2026 17:30:01.0\n"
+     "id | receive_time | write_time\n8 | 23.11.2026 17:30:02.5 | 23.11.2026 17:30:03.0\n",
+     "id | receive_time | write_time", ["7", "8"], "day.month.year"),
+])
+def test_tables_are_read_in_the_formats_students_write(text: str, header: str, ids: list[str],
+                                                       said: str) -> None:
+    table = parse_table("records", text)
+    assert table.header == header
+    assert [r.id for r in table.rows] == ids
+    assert all(r.receive_time is not None and r.write_time is not None for r in table.rows)
+    assert said in table.describe(), table.describe()

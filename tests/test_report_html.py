@@ -13,7 +13,8 @@ import jsonschema
 import pytest
 from markupsafe import escape
 
-from conformance._grades import Grade, RosterLine, score
+from conformance._grades import Grade, RosterLine, bonus_score, score
+from conformance._result import VERDICTS, Bonus
 from conformance._spec import load_spec
 from conformance.reports import from_dict, report_schema
 from conformance.reports._html import _histogram as _histogram_bins
@@ -30,13 +31,13 @@ def make_report(spec_name: str, verdicts: dict[str, str], *, only: set[str] | No
     """
     spec = load_spec(spec_name)
     reqs = []
-    counts = {lv: dict.fromkeys(("pass", "fail", "not_run", "skipped"), 0)
-              for lv in ("MUST", "SHOULD", "MAY")}
+    counts = {lv: dict.fromkeys(VERDICTS, 0) for lv in ("MUST", "SHOULD", "MAY")}
+    bonus = dict.fromkeys(VERDICTS, 0)
     for r in spec.requirements:
         if only is not None and r.id not in only:
             continue
         v = verdicts.get(r.id, "pass")
-        counts[r.level][v] += 1
+        (bonus if r.bonus else counts[r.level])[v] += 1
         failures = []
         if v == "fail":
             failures = [{"check": f"check_{r.id}", "message": f"{r.id} broke {EVIL}",
@@ -44,11 +45,12 @@ def make_report(spec_name: str, verdicts: dict[str, str], *, only: set[str] | No
                          "actual": f"status 500 {EVIL}\nline two",
                          "reproduce": f"curl -sS 'http://127.0.0.1:8000/?s={r.id}&x=<b>'"}]
         reqs.append({
-            "id": r.id, "level": r.level, "statement": r.statement, "source": r.source,
-            "weight": r.weight, "verdict": v,
-            "gating": r.level == "MUST" or (strict and r.level == "SHOULD"),
+            "id": r.id, "level": r.level, "bonus": r.bonus, "statement": r.statement,
+            "source": r.source, "weight": r.weight, "verdict": v,
+            "gating": not r.bonus and (r.level == "MUST" or (strict and r.level == "SHOULD")),
             "reason": {"not_run": f"needs something that failed {EVIL}",
-                       "skipped": "does not apply"}.get(v),
+                       "skipped": "does not apply",
+                       "not_implemented": f"no such feature {EVIL}"}.get(v),
             "checks": [f"check_{r.id}"],
             "notes": [f"seen: lower case {EVIL}"] if r.id == "CRED-14" else [],
             "failures": failures,
@@ -60,8 +62,14 @@ def make_report(spec_name: str, verdicts: dict[str, str], *, only: set[str] | No
         "strict": strict, "seed": 1, "started_at": "2026-01-01T00:00:00Z", "duration_s": 1.5,
         "passed": not gated, "exit_code": 1 if gated else 0, "error": None,
         "rerun": f"conformance run {spec.name} --url http://127.0.0.1:8000/ --seed 1",
-        "counts": counts, "requirements": reqs,
+        "counts": counts, "bonus": None, "requirements": reqs,
     }
+    if sum(bonus.values()):
+        status = ("attempted" if bonus["pass"] or bonus["fail"]
+                  else "not attempted" if bonus["not_implemented"] else "not judged")
+        summary = Bonus(status, bonus["pass"], sum(bonus.values()), bonus).words()
+        report["bonus"] = {"status": status, "passed": bonus["pass"],
+                           "total": sum(bonus.values()), "counts": bonus, "summary": summary}
     if isolation is not None:
         report["isolation"] = isolation
     jsonschema.validate(report, report_schema())
@@ -76,8 +84,10 @@ def grade(student: str, spec_name: str, report: dict[str, Any] | None, *,
     result = from_dict(report) if report is not None else None
     if result is not None:
         exit_code = result.exit_code
+    spec = load_spec(spec_name)
     return Grade(entry=line, exit_code=exit_code, duration_s=2.25, report=result,
-                 problem=problem, score=score(result, load_spec(spec_name)), slug=slug)
+                 problem=problem, score=score(result, spec), slug=slug,
+                 bonus_score=bonus_score(result, spec))
 
 
 class Page(HTMLParser):
@@ -190,9 +200,11 @@ def test_index_has_a_row_per_student_and_a_column_per_requirement(
     assert [h["attrs"]["title"] for h in cred_head[1:-5]] == [
         r.statement for r in CRED.requirements]
     fight = load_spec("fight")
-    # No fight run did: no column there.
-    assert [h["text"] for h in matrices[1][1][-4:]] == extra[:4]
-    assert len(matrices[1][1]) == 1 + len(fight.requirements) + 4
+    # No fight run did: no column there; fight has a bonus, so a bonus score column.
+    assert [h["text"] for h in matrices[1][1][-5:]] == ["score", "bonus", *extra[1:4]]
+    assert len(matrices[1][1]) == 1 + len(fight.requirements) + 5
+    assert [h["text"] for h in matrices[1][1][1:-5]] == [
+        f"{r.id}{r.level}" + (" bonus" if r.bonus else "") for r in fight.requirements]
     assert all(len(r) == 1 + len(CRED.requirements) + 5 for r in cred_rows)
     assert "ran at noon" in written.read_text(encoding="utf-8")
 
@@ -386,8 +398,10 @@ def test_class_row_without_any_report_and_without_a_failure(tmp_path: Path) -> N
     assert {c["text"] for c in cred[1:-1]} == {"—"}
     assert cred[1]["attrs"]["title"] == "no student of this spec has a report"
     assert cred[-1]["text"] == "0 of 1 graded"
-    # Everyone passed everything: nothing is marked as lowest.
-    assert {c["attrs"]["class"] for c in fight_row[1:-1]} == {"share"}
+    # Everyone passed everything: nothing is marked as lowest (a bonus's share is its own).
+    fight = load_spec("fight")
+    assert [c["attrs"]["class"] for c in fight_row[1:len(fight.requirements) + 1]] == [
+        "share bonus" if r.bonus else "share" for r in fight.requirements]
 
 
 @pytest.mark.parametrize(("won", "total", "shown"), [
@@ -482,3 +496,47 @@ def test_evil_roster_and_report_text_stays_inert(tmp_path: Path) -> None:
     page = Page(index.read_text(encoding="utf-8"))
     assert [r[-1]["attrs"]["title"] for r in page.matrices()[0]] == [EVIL + '"\''] * 2
     assert page.matrices()[0][1][0]["text"] == f'x" onmouseover="{EVIL}'
+
+
+def test_not_implemented_and_bonus_have_cells_columns_and_shares_of_their_own(
+        tmp_path: Path) -> None:
+    fight = load_spec("fight")
+    bonus = [r.id for r in fight.requirements if r.bonus]
+    grades = [
+        grade("All", "fight", make_report("fight", {})),
+        grade("None", "fight", make_report("fight", dict.fromkeys(bonus, "not_implemented"))),
+        grade("Most", "fight", make_report("fight", {bonus[-1]: "fail"})),
+    ]
+    index = write_batch(grades, tmp_path)
+    text = index.read_text(encoding="utf-8")
+    page = Page(text)
+    n = len(fight.requirements)
+    rows = {r[0]["text"]: r for r in page.matrices()[0]}
+    first = 1 + [r.id for r in fight.requirements].index(bonus[0])
+    absent = rows["None"][first]
+    assert (absent["text"], absent["attrs"]["title"], absent["attrs"]["class"]) == (
+        "∅", "not implemented", "not_implemented")
+    failed = rows["Most"][first + len(bonus) - 1]
+    assert failed["attrs"]["title"] == "fail (does not gate)"
+    assert "nongating" in failed["attrs"]["class"]
+    # The bonus is scored apart: the score is 100 for all three, the bonus column differs.
+    musts = f"{sum(r.level == 'MUST' and not r.bonus for r in fight.requirements)}"
+    assert [[c["text"] for c in rows[s][n + 1:n + 5]] for s in ("All", "None", "Most")] == [
+        ["100.0", "100.0", f"{musts}/{musts}", "PASS"],
+        ["100.0", "0.0 not attempted", f"{musts}/{musts}", "PASS"],
+        ["100.0", "75.0", f"{musts}/{musts}", "PASS"]]
+    assert rows["Most"][n + 2]["attrs"]["title"] == "bonus: attempted, 3/4 passed (1 fail)"
+    shares = {r.id: c for r, c in zip(fight.requirements, page.class_rows()[0][1:n + 1],
+                                      strict=True)}
+    # A bonus two of three missed is no requirement the class missed: never marked lowest.
+    assert shares[bonus[-1]]["attrs"]["class"] == "share bonus"
+    assert shares[bonus[-1]]["text"] == "1/3 33%"
+    assert "1 fail, 1 not implemented; a bonus: optional" in shares[bonus[-1]]["attrs"]["title"]
+    assert not any("lowest" in c["attrs"]["class"] for c in shares.values())
+    assert "∅</span> not implemented" in text
+    student = (tmp_path / "students" / "none.html").read_text(encoding="utf-8")
+    assert "<h2>Not implemented</h2>" in student
+    assert all(f'<li id="{rid}"><strong>{rid}</strong> MUST, bonus' in student for rid in bonus)
+    assert "no such feature &lt;script&gt;" in student
+    assert '<dd class="bonus">not attempted; bonus score 0.0</dd>' in student
+    assert "Failures (0)" in student

@@ -3,6 +3,8 @@ a reason, everything after it is "not run" with that cause, and the suite finish
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conformance._target import free_port
@@ -59,3 +61,25 @@ def test_command_that_never_listens_is_explained(run_conformance) -> None:
                           "--startup-timeout", "1", "--command",
                           f'{PY} -c "import time; time.sleep(60)"')
     assert_unreachable(run, "nothing listened")
+
+
+def test_a_server_that_fails_to_start_shows_its_traceback_once(run_conformance,
+                                                               tmp_path: Path) -> None:
+    # A student's server whose import fails: the traceback is the run's (at the top of the
+    # report), each failure and not-run row says its last line and points there.
+    server = tmp_path / "server.py"
+    server.write_text("import sys\nimport no_such_module_for_this_test  # noqa\n")
+    run = run_conformance("run", "credentials", "--command", f"{PY} {server} --port {{port}}")
+    assert_unreachable(run, "exited with status 1 before it listened")
+    output = run.report["target_output"]
+    assert output.startswith("the server command ended before it listened (exit status 1)")
+    assert "Traceback (most recent call last)" in output and str(server) in output
+    assert run.stdout.count("Traceback (most recent call last)") == 1, run.stdout
+    last = "ModuleNotFoundError: No module named 'no_such_module_for_this_test'"
+    for entry in run.report["requirements"]:
+        texts = [entry["reason"] or "", *(f[k] for f in entry["failures"]
+                                         for k in ("message", "actual"))]
+        assert not any("Traceback" in t for t in texts), entry
+        assert last in entry["reason"], entry
+    # One line per requirement and its reason, not a traceback each: before, 221 lines.
+    assert len(run.stdout.splitlines()) < 120, run.stdout

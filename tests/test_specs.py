@@ -18,6 +18,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from conformance import SpecError, load_spec, spec_names
+from conformance._plugin import check_needs
 from conformance._spec import openapi_dir, parse_spec
 from conformance._suites import package_name
 from tests.conftest import ROOT
@@ -47,9 +48,44 @@ def _checks(name: str) -> dict[str, tuple[set[str], set[str]]]:
             if attr.startswith("test_") and fn.__module__ == module.__name__:
                 marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
                 ids = {i for m in marks for i in m.args}
-                needs = {n for m in marks for n in m.kwargs.get("needs", ())}
+                needs = {n for m in marks for n in m.kwargs.get("needs") or ()}
                 found[attr] = (ids, needs)
     return found
+
+
+def _named_needs(name: str) -> dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]]:
+    """Each check's ids, and the needs it names (None: it names none, so it needs the spec's)."""
+    found = {}
+    for part in load_spec(name).chain:
+        module = import_module(f"{package_name(part)}.checks")
+        for attr, fn in inspect.getmembers(module, inspect.isfunction):
+            if attr.startswith("test_") and fn.__module__ == module.__name__:
+                marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
+                given = [m.kwargs.get("needs") for m in marks]
+                named = None if all(g is None for g in given) else tuple(
+                    n for g in given for n in g or ())
+                found[attr] = (tuple(i for m in marks for i in m.args), named)
+    return found
+
+
+@pytest.mark.parametrize("name", spec_names())
+def test_every_checks_needs_are_the_specs(name: str) -> None:
+    # A run's "not run: needs X" must name an X the spec lists (and docs/ shows): a check needs
+    # what the spec says its requirements need, or some of it, never more.
+    spec = load_spec(name)
+    stray = {attr: bad for attr, (ids, named) in _named_needs(name).items()
+             if (bad := check_needs(spec, ids, named)[1])}
+    assert not stray, f"checks that need what the spec does not list: {stray}"
+
+
+def test_a_check_may_narrow_its_needs_but_never_add_one() -> None:
+    spec = load_spec("credentials")  # CRED-02 needs CRED-01 and CRED-06; CRED-05 needs CRED-04
+    assert check_needs(spec, ("CRED-02",), None) == (("CRED-01", "CRED-06"), [])
+    assert check_needs(spec, ("CRED-02",), ("CRED-01",)) == (("CRED-01",), [])
+    assert check_needs(spec, ("CRED-05",), ("CRED-01",)) == (("CRED-01",), [])  # through CRED-04
+    assert check_needs(spec, ("CRED-02",), ("CRED-04",))[1] == ["CRED-04"]
+    # A check of two ids may name only what both need.
+    assert check_needs(spec, ("CRED-02", "CRED-07"), ("CRED-06",))[1] == ["CRED-06"]
 
 
 @pytest.mark.parametrize("name", spec_names())
@@ -165,3 +201,18 @@ def test_unknown_spec_is_an_error() -> None:
 def test_openapi_dir_is_the_repository_folder_in_a_checkout() -> None:
     assert openapi_dir() == ROOT / "openapi" or openapi_dir().name == "_openapi"
     assert Path(openapi_dir() / "credentials.yaml").is_file()
+
+
+def test_a_bonus_is_data_and_only_a_bonus_may_need_one() -> None:
+    fight = load_spec("fight")
+    assert [r.id for r in fight.requirements if r.bonus] == [
+        "FIGHT-11", "FIGHT-12", "FIGHT-13", "FIGHT-14"]
+
+    def need_the_bonus(d: dict) -> None:
+        next(r for r in d["requirements"] if r["id"] == "FIGHT-09")["needs"] = ["FIGHT-11"]
+
+    with pytest.raises(SpecError, match=r"FIGHT-09 needs \['FIGHT-11'\], which are bonus"):
+        parse_spec(_mutate(need_the_bonus, "fight"), base=openapi_dir(), where="test")
+    with pytest.raises(SpecError, match=r"test: requirements/0/bonus: 'yes' is not of type"):
+        parse_spec(_mutate(lambda d: d["requirements"][0].update(bonus="yes")),
+                   base=openapi_dir(), where="test")

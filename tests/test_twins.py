@@ -70,10 +70,11 @@ def test_twin_gets_the_verdicts_it_declares(twin: Twin, tmp_path: Path) -> None:
     assert run.report is not None and not run.report["error"], _summary(run)
     assert run.failed() == twin.fails, _summary(run)
     entries = {r["id"]: r for r in run.report["requirements"]}
-    strict_gating = [i for i, r in entries.items()
-                     if r["level"] in ("MUST", "SHOULD") and r["verdict"] in GATING]
+    # A bonus's requirements never gate, whatever their level.
+    strict_gating = [i for i, r in entries.items() if not r["bonus"]
+                     and r["level"] in ("MUST", "SHOULD") and r["verdict"] in GATING]
     assert run.code == (1 if strict_gating else 0), _summary(run)
-    musts_pass = not any(r["level"] == "MUST" and r["verdict"] in GATING
+    musts_pass = not any(r["level"] == "MUST" and not r["bonus"] and r["verdict"] in GATING
                          for r in entries.values())
     assert musts_pass == (not twin.broken), _summary(run)
     for rid in twin.fails:
@@ -81,6 +82,8 @@ def test_twin_gets_the_verdicts_it_declares(twin: Twin, tmp_path: Path) -> None:
         failure = entries[rid]["failures"][0]
         assert failure["message"] and failure["expected"] and failure["actual"], failure
         assert failure["reproduce"], failure
+    assert {i for i, r in entries.items() if r["verdict"] == "not_implemented"} == \
+        twin.absent, _summary(run)
     not_run = twin.expected_not_run()
     if not_run is not None:
         assert {i for i, r in entries.items() if r["verdict"] == "not_run"} == not_run, \
@@ -95,7 +98,7 @@ def test_twin_gets_the_verdicts_it_declares(twin: Twin, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("spec", spec_names())
 def test_every_must_has_a_broken_twin(spec: str) -> None:
-    musts = {r.id for r in load_spec(spec).requirements if r.level == "MUST"}
+    musts = {r.id for r in load_spec(spec).requirements if r.level == "MUST" and not r.bonus}
     # A spec that extends another runs that one's checks on the same ids: its twins count too.
     covered = {rid for part in load_spec(spec).chain for t in twins(part)
                if t.broken and not t.student for rid in t.musts}
@@ -111,8 +114,11 @@ def test_twins_are_well_formed(spec: str) -> None:
     for t in twins(spec):
         assert t.spec == spec, t.key
         assert t.fails <= known, f"{t.key}: unknown ids {sorted(t.fails - known)}"
-        for ids in (t.expected_not_run(), t.skips):
+        for ids in (t.expected_not_run(), t.skips, t.absent):
             assert ids is None or (ids <= known and not ids & t.fails), t.key
+        spec_of = load_spec(spec)
+        # Only an optional requirement (a MAY, a bonus's) can be not implemented.
+        assert all(spec_of.by_id[i].optional for i in t.absent), t.key
         assert all(s.requirement in known for s in t.shows), t.key
         if t.broken and not t.student:
             # One twin, one MUST: a failure then points at what it breaks.

@@ -24,10 +24,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -55,7 +55,7 @@ from rich.progress import (
 from rich.table import Table
 
 from conformance import reports
-from conformance._grades import Grade, RosterLine, score, slugs
+from conformance._grades import Grade, RosterLine, bonus_score, score, slugs
 from conformance._result import RunResult
 from conformance._spec import load_spec
 from conformance.batch._roster import RosterError, read_roster
@@ -232,10 +232,12 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def grade_line(entry: RosterLine, slug: str, options: BatchOptions, scratch: Path,
+def grade_line(entry: RosterLine, slug: str, options: BatchOptions,
                stop: threading.Event) -> Grade:
     """Run one roster line's `conformance run` to its end or its time bound, and grade it."""
-    json_path = scratch / f"{slug}.json"
+    # Each run's own report stays with the results: the reproducers of its failures may name
+    # request bodies in a folder beside it (SLUG.bodies/), which must outlive the batch.
+    json_path = options.out / "reports" / f"{slug}.json"
     junit_path = options.out / "junit" / f"{slug}.xml"
     log = options.out / "logs" / f"{slug}.log"
     junit_path.unlink(missing_ok=True)  # a file there now is an older batch's, not this run's
@@ -278,9 +280,10 @@ def grade_line(entry: RosterLine, slug: str, options: BatchOptions, scratch: Pat
 def _finish(entry: RosterLine, slug: str, code: int | None,
             duration: float, report: RunResult | None, problem: str, junit_path: Path,
             log: Path) -> Grade:
+    spec = load_spec(entry.spec)
     grade = Grade(entry=entry, exit_code=code, duration_s=round(duration, 3), report=report,
-                  problem=problem, score=score(report, load_spec(entry.spec)), slug=slug,
-                  extra={"log": log})
+                  problem=problem, score=score(report, spec), slug=slug, extra={"log": log},
+                  bonus_score=bonus_score(report, spec))
     if not _readable_junit(junit_path):
         write_fallback_junit(grade, junit_path)
     grade.junit = junit_path
@@ -327,21 +330,20 @@ def grade_all(entries: list[RosterLine], options: BatchOptions,
     names = slugs([e.student for e in entries])
     stop = threading.Event()
     grades: dict[int, Grade] = {}
-    with tempfile.TemporaryDirectory(prefix="conformance-batch-") as scratch:
-        pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="grade")
-        try:
-            futures: dict[Future[Grade], int] = {
-                pool.submit(grade_line, e, s, options, Path(scratch), stop): i
-                for i, (e, s) in enumerate(zip(entries, names, strict=True))
-            }
-            for future in as_completed(futures):
-                grades[futures[future]] = grade = future.result()
-                on_done(grade)
-        except BaseException:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+    pool = ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="grade")
+    try:
+        futures: dict[Future[Grade], int] = {
+            pool.submit(grade_line, e, s, options, stop): i
+            for i, (e, s) in enumerate(zip(entries, names, strict=True))
+        }
+        for future in as_completed(futures):
+            grades[futures[future]] = grade = future.result()
+            on_done(grade)
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [grades[i] for i in range(len(entries))]
 
 
@@ -351,8 +353,9 @@ def student_dict(grade: Grade) -> dict[str, Any]:
     return {
         "student": entry.student, "spec": entry.spec, "target": entry.target,
         "args": list(entry.args), "slug": grade.slug, "exit_code": grade.exit_code,
-        "duration_s": grade.duration_s, "score": grade.score, "passed": grade.passed,
-        "problem": grade.problem, "verdicts": grade.verdicts(),
+        "duration_s": grade.duration_s, "score": grade.score,
+        "bonus_score": grade.bonus_score, "bonus": bonus_words(grade),
+        "passed": grade.passed, "problem": grade.problem, "verdicts": grade.verdicts(),
         "report": reports.to_dict(grade.report) if grade.report else None,
     }
 
@@ -401,11 +404,30 @@ def _write_html(grades: list[Grade], out: Path, err: Console) -> None:
 
 
 def _musts(grade: Grade) -> str:
-    total = sum(r.level == "MUST" for r in load_spec(grade.entry.spec).requirements)
+    total = sum(r.level == "MUST" and not r.bonus
+                for r in load_spec(grade.entry.spec).requirements)
     if grade.report is None:
         return f"-/{total}"
-    musts = [r for r in grade.report.results if r.requirement.level == "MUST"]
+    musts = [r for r in grade.report.results
+             if r.requirement.level == "MUST" and not r.requirement.bonus]
     return f"{sum(r.verdict == 'pass' for r in musts)}/{len(musts)}"
+
+
+def bonus_words(grade: Grade) -> str | None:
+    """How the line did on its spec's bonus, in words (`attempted, 2/3 passed`, `not
+    attempted`); None when the run judged no bonus requirement or gave no report."""
+    bonus = grade.report.bonus() if grade.report is not None else None
+    return bonus.words() if bonus is not None else None
+
+
+def _bonus_cell(grade: Grade) -> str:
+    """The summary table's bonus cell: the bonus score and whether it was attempted."""
+    if grade.bonus_score is None:
+        return ""
+    bonus = grade.report.bonus() if grade.report is not None else None
+    if bonus is None or bonus.status == "attempted":
+        return f"{grade.bonus_score:.1f}"
+    return f"{grade.bonus_score:.1f} ({bonus.status})"
 
 
 def _result(grade: Grade) -> str:
@@ -420,21 +442,24 @@ def summary_table(grades: list[Grade]) -> Table:
     """The end-of-batch table: one row per line."""
     table = Table(show_header=True, header_style="bold")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("student", "left"), ("spec", "left"), ("score", "right"), ("MUSTs", "right"),
-        ("result", "left"), ("seconds", "right"))
+        ("student", "left"), ("spec", "left"), ("score", "right"), ("bonus", "right"),
+        ("MUSTs", "right"), ("result", "left"), ("seconds", "right"))
     for name, justify in columns:
         table.add_column(name, justify=justify)
     for g in grades:
-        table.add_row(escape(g.entry.student), g.entry.spec, f"{g.score:.1f}", _musts(g),
-                      _result(g), f"{g.duration_s:.1f}")
+        table.add_row(escape(g.entry.student), g.entry.spec, f"{g.score:.1f}", _bonus_cell(g),
+                      _musts(g), _result(g), f"{g.duration_s:.1f}")
     return table
 
 
 def _clear(folder: Path, pattern: str) -> None:
-    """Empty `folder` of an older batch's files, so it holds this batch's only."""
+    """Empty `folder` of an older batch's files and folders, so it holds this batch's only."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob(pattern):
-        old.unlink(missing_ok=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 def run_batch(roster: Path, options: BatchOptions, console: Console, err: Console) -> int:
@@ -447,6 +472,7 @@ def run_batch(roster: Path, options: BatchOptions, console: Console, err: Consol
         options.out.mkdir(parents=True, exist_ok=True)
         _clear(options.out / "junit", "*.xml")
         _clear(options.out / "logs", "*.log")
+        _clear(options.out / "reports", "*")
     except OSError as exc:
         raise RosterError(f"--out: cannot use {str(options.out)!r}: {exc}") from None
     started_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -2,7 +2,10 @@
 
 Per spec the index shows the matrix (students by requirements), a class row under its header
 (per requirement, how many of the students with a report passed it, the lowest shares marked),
-a score histogram drawn with plain HTML/CSS, and each run's isolation as a numbered key.
+a score histogram drawn with plain HTML/CSS, and each run's isolation as a numbered key. A
+bonus's requirements are columns marked bonus, never marked lowest (they are optional), and a
+spec with a bonus gets a bonus column: the bonus score, apart from the score, and whether the
+bonus was attempted.
 
 Rules: pages are self-contained (inline CSS, no script, no external URL, no image) so they
 work offline and print; everything from a roster or a run is escaped; the same grades give the
@@ -28,6 +31,7 @@ _CELL = {
     "fail": ("✗", "fail"),
     "not_run": ("?", "not run"),
     "skipped": ("n/a", "skipped"),
+    "not_implemented": ("∅", "not implemented"),
 }
 _MISSING = ("—", "not reported")
 
@@ -44,6 +48,7 @@ class Column:
     id: str
     level: str
     statement: str
+    bonus: bool = False  # part of a bonus: never gates, scored apart
 
 
 @dataclass
@@ -52,7 +57,7 @@ class Cell:
 
     text: str
     word: str
-    css: str  # the verdict's class: pass, fail, not_run, skipped, missing
+    css: str  # the verdict's class: pass, fail, not_run, skipped, not_implemented, missing
     href: str = ""  # to the failure on the student's page, for a failed requirement
 
 
@@ -69,6 +74,8 @@ class Row:
     seconds: str
     isolation: str = ""  # the run's own words; "" when it did not say (or gave no report)
     isolation_key: str = ""  # its marker in the matrix, e.g. "[1]"; "" with no isolation
+    bonus: str = ""  # the bonus score, "66.7" or "0.0" ("" when the spec has no bonus)
+    bonus_words: str = ""  # how the bonus went: "attempted, 2/3 passed", "not attempted"
 
 
 @dataclass
@@ -103,6 +110,7 @@ class Shown:
     gating: bool
     failures: list[Failure]
     rerun: str = ""  # the run's re-run line limited to this requirement
+    bonus: bool = False
 
 
 @dataclass
@@ -118,6 +126,7 @@ class SpecTable:
     histogram: list[Bin] = field(default_factory=list)
     reportless: int = 0  # students of the spec with no report (they score 0)
     isolations: list[tuple[str, str]] = field(default_factory=list)  # (marker, words)
+    has_bonus: bool = False  # the spec has a bonus: the matrix gets a bonus score column
 
 
 def _env() -> Environment:
@@ -157,7 +166,7 @@ def _columns(spec_name: str, grades: list[Grade]) -> tuple[str, list[Column]]:
     try:
         spec = load_spec(spec_name)
         title = spec.title
-        columns = [Column(r.id, r.level, r.statement) for r in spec.requirements]
+        columns = [Column(r.id, r.level, r.statement, r.bonus) for r in spec.requirements]
     except SpecError:
         pass  # a spec this install does not know: the reports still say what they checked
     known = {c.id for c in columns}
@@ -169,7 +178,7 @@ def _columns(spec_name: str, grades: list[Grade]) -> tuple[str, list[Column]]:
             if r.requirement.id not in known:
                 known.add(r.requirement.id)
                 columns.append(Column(r.requirement.id, r.requirement.level,
-                                      r.requirement.statement))
+                                      r.requirement.statement, r.requirement.bonus))
     return title, columns
 
 
@@ -191,13 +200,16 @@ def _row(grade: Grade, slug: str, columns: list[Column]) -> Row:
     report = grade.report
     reqs = {r.requirement.id: r for r in report.results} if report else {}
     strict = report.strict if report else False
-    musts = [c for c in columns if c.level == "MUST"]
+    musts = [c for c in columns if c.level == "MUST" and not c.bonus]
     won = sum(1 for c in musts if c.id in reqs and reqs[c.id].verdict == "pass")
+    bonus = report.bonus() if report else None
     return Row(
         student=grade.entry.student, href=f"students/{slug}.html",
         cells=[_cell(reqs.get(c.id), strict, slug) for c in columns],
         score=f"{grade.score:.1f}", musts=f"{won}/{len(musts)}", result=result_word(grade),
         seconds=f"{grade.duration_s:.1f}", isolation=report.isolation if report else "",
+        bonus="" if grade.bonus_score is None else f"{grade.bonus_score:.1f}",
+        bonus_words=bonus.words() if bonus else "",
     )
 
 
@@ -227,12 +239,13 @@ def _shares(columns: list[Column], graded: list[Grade]) -> list[Share]:
                 for _ in columns]
     verdicts = [g.verdicts() for g in graded]
     won = [sum(1 for v in verdicts if v.get(c.id) == "pass") for c in columns]
-    lowest = min(won, default=n)
+    # A bonus is optional: few passing it is no sign of a requirement the class missed.
+    lowest = min((w for c, w in zip(columns, won, strict=True) if not c.bonus), default=n)
     shares = []
     for c, w in zip(columns, won, strict=True):
         pct = _percent(w, n)
         others = []
-        for verdict in ("fail", "not_run", "skipped"):
+        for verdict in ("fail", "not_run", "skipped", "not_implemented"):
             k = sum(1 for v in verdicts if v.get(c.id) == verdict)
             if k:
                 others.append(f"{k} {_CELL[verdict][1]}")
@@ -243,7 +256,10 @@ def _shares(columns: list[Column], graded: list[Grade]) -> list[Share]:
         if others:
             title += "; " + ", ".join(others)
         css, marker = "share", ""
-        if w == lowest and w < n:
+        if c.bonus:
+            title += "; a bonus: optional, scored apart"
+            css = "share bonus"
+        elif w == lowest and w < n:
             # Ties are all marked: two requirements missed by as many students are as urgent.
             css, marker = "share lowest", "▼"
             title += "; the lowest share in this spec"
@@ -296,14 +312,15 @@ def _tables(grades: list[Grade], page_slugs: list[str]) -> list[SpecTable]:
         table.histogram = _histogram([g.score for g, _ in mine])
         table.reportless = len(mine) - len(graded)
         table.isolations = _isolation_keys(table.rows)
+        table.has_bonus = any(c.bonus for c in columns)
         tables.append(table)
     return tables
 
 
 def _shown(r: RequirementResult, strict: bool, rerun: str) -> Shown:
     only = f"{rerun} --only {shlex.quote(r.requirement.id)}" if rerun else ""
-    return Shown(r.requirement.id, r.requirement.level, r.requirement.statement, r.reason,
-                 r.gating(strict), r.failures, only)
+    return Shown(r.requirement.id, r.requirement.label, r.requirement.statement, r.reason,
+                 r.gating(strict), r.failures, only, r.requirement.bonus)
 
 
 def _student(grade: Grade) -> dict[str, Any]:
@@ -318,6 +335,7 @@ def _student(grade: Grade) -> dict[str, Any]:
         total = sum(c.values())
         if total:
             counts.append(f"{level} {c['pass']}/{total} passed")
+    bonus = report.bonus() if report else None
     return {
         "student": grade.entry.student,
         "spec": grade.entry.spec,
@@ -325,6 +343,8 @@ def _student(grade: Grade) -> dict[str, Any]:
         "target": report.target if report else grade.entry.target,
         "isolation": report.isolation if report else "",
         "score": f"{grade.score:.1f}",
+        "bonus": bonus.words() if bonus else "",
+        "bonus_score": "" if grade.bonus_score is None else f"{grade.bonus_score:.1f}",
         "result": result_word(grade),
         "seconds": f"{grade.duration_s:.1f}",
         "exit_code": "none (stopped)" if grade.exit_code is None else str(grade.exit_code),
@@ -335,6 +355,8 @@ def _student(grade: Grade) -> dict[str, Any]:
         "failed": [s for s, r in zip(shown, results, strict=True) if r.verdict == "fail"],
         "not_run": [s for s, r in zip(shown, results, strict=True) if r.verdict == "not_run"],
         "skipped": [s for s, r in zip(shown, results, strict=True) if r.verdict == "skipped"],
+        "not_implemented": [s for s, r in zip(shown, results, strict=True)
+                            if r.verdict == "not_implemented"],
         "notes": [(r.requirement.id, n) for r in results for n in r.notes],
     }
 

@@ -18,7 +18,7 @@ import jsonschema
 
 from conformance import __version__
 from conformance._options import RunOptions, SpecOptions, build, core_options, values_of
-from conformance._result import Failure, RequirementResult, RunResult
+from conformance._result import Bonus, Failure, RequirementResult, RunResult
 from conformance._spec import Requirement, SpecError, load_spec
 
 SCHEMA_VERSION = 1
@@ -56,12 +56,15 @@ def to_dict(result: RunResult) -> dict[str, Any]:
         "error": result.error or None,
         "options": _options(result.options),
         "isolation": result.isolation,
+        "target_output": result.target_output or None,
         "rerun": result.rerun,
         "counts": result.counts(),
+        "bonus": _bonus(result.bonus()),
         "requirements": [
             {
                 "id": r.requirement.id,
                 "level": r.requirement.level,
+                "bonus": r.requirement.bonus,
                 "statement": r.requirement.statement,
                 "source": r.requirement.source,
                 "weight": r.requirement.weight,
@@ -79,6 +82,13 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             for r in result.results
         ],
     }
+
+
+def _bonus(bonus: Bonus | None) -> dict[str, Any] | None:
+    if bonus is None:
+        return None
+    return {"status": bonus.status, "passed": bonus.passed, "total": bonus.total,
+            "counts": dict(bonus.counts), "summary": bonus.words()}
 
 
 def _options(options: RunOptions[SpecOptions] | None) -> dict[str, Any]:
@@ -117,7 +127,7 @@ def from_dict(doc: dict[str, Any]) -> RunResult:
     for r in doc["requirements"]:
         requirement = spec.by_id.get(r["id"]) or Requirement(
             id=r["id"], level=r["level"], statement=r["statement"], source=r["source"],
-            weight=float(r.get("weight", 1.0)))
+            weight=float(r.get("weight", 1.0)), bonus=bool(r.get("bonus", False)))
         results.append(RequirementResult(
             requirement, r["verdict"], r["reason"] or "",
             [Failure(f["message"], f["expected"], f["actual"], f["reproduce"], f["check"])
@@ -127,6 +137,7 @@ def from_dict(doc: dict[str, Any]) -> RunResult:
         spec=spec, target=doc["target"], strict=doc["strict"], seed=doc["seed"],
         started_at=doc["started_at"], duration_s=doc["duration_s"], results=results,
         rerun=doc["rerun"], error=doc["error"] or "", isolation=doc.get("isolation", ""),
+        target_output=doc.get("target_output") or "",
         options=_read_options(doc, spec.options_class))
 
 

@@ -1,8 +1,10 @@
 """The JUnit XML report: a testsuite per spec, a testcase per requirement.
 
 Rules: a gating failure is a <failure>; a requirement not run because of a gating need is an
-<error>; a non-gating failure (a SHOULD without --strict, a MAY) and a skipped requirement are
-<skipped> with the reason, so a CI system's red and green agree with the exit code.
+<error>; a non-gating failure (a SHOULD without --strict, a MAY, a bonus's), a skipped
+requirement and one not implemented are <skipped> with the reason, so a CI system's red and
+green agree with the exit code. A bonus's test cases are of the class `SPEC.bonus.LEVEL`, and
+the suite's `bonus` property says how the bonus went (`attempted, 2/3 passed`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conformance._result import RequirementResult, RunResult
+from conformance._result import WORDS, RequirementResult, RunResult
 
 
 def _details(r: RequirementResult) -> str:
@@ -26,7 +28,8 @@ def _details(r: RequirementResult) -> str:
 
 def _case(result: RunResult, r: RequirementResult) -> ET.Element:
     req = r.requirement
-    case = ET.Element("testcase", classname=f"{result.spec.name}.{req.level}",
+    group = f"bonus.{req.level}" if req.bonus else req.level
+    case = ET.Element("testcase", classname=f"{result.spec.name}.{group}",
                       name=f"{req.id} {req.statement}", time="0")
     gating = r.gating(result.strict)
     if r.verdict == "fail" and gating:
@@ -36,10 +39,10 @@ def _case(result: RunResult, r: RequirementResult) -> ET.Element:
         ET.SubElement(case, "error", message=f"not run: {r.reason}", type="not_run")
     elif r.verdict == "fail":
         node = ET.SubElement(case, "skipped",
-                             message=f"{req.level} not met (does not gate): {r.reason}")
+                             message=f"{req.label} not met (does not gate): {r.reason}")
         node.text = _details(r)
-    elif r.verdict in ("not_run", "skipped"):
-        ET.SubElement(case, "skipped", message=f"{r.verdict.replace('_', ' ')}: {r.reason}")
+    elif r.verdict in ("not_run", "skipped", "not_implemented"):
+        ET.SubElement(case, "skipped", message=f"{WORDS[r.verdict]}: {r.reason}")
     if r.notes:
         ET.SubElement(case, "system-out").text = "\n".join(r.notes)
     return case
@@ -61,6 +64,9 @@ def to_element(results: list[RunResult]) -> ET.Element:
         for name, value in (("target", result.target), ("strict", str(result.strict).lower()),
                             ("seed", str(result.seed)), ("rerun", result.rerun)):
             ET.SubElement(props, "property", name=name, value=value)
+        bonus = result.bonus()
+        if bonus is not None:
+            ET.SubElement(props, "property", name="bonus", value=bonus.words())
         if result.error:
             ET.SubElement(suite, "system-err").text = result.error
         suite.extend(cases)

@@ -2,7 +2,8 @@
 commands that reproduce it, then one summary line per spec.
 
 Rules: colour only decorates (a verdict is always spelt out); a gating problem is red, a
-non-gating one yellow; the summary line is plain words a person or a grep can read.
+non-gating one yellow; the summary line is plain words a person or a grep can read, the bonus
+a group of its own at its end (`bonus: attempted, 2/3 passed`, `bonus: not attempted`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from conformance._result import RequirementResult, RunResult
+from conformance._result import WORDS, RequirementResult, RunResult
 
-_STYLE = {"pass": "green", "fail": "red", "not_run": "magenta", "skipped": "dim"}
+_STYLE = {"pass": "green", "fail": "red", "not_run": "magenta", "skipped": "dim",
+          "not_implemented": "blue"}
 
 
 def _verdict_text(r: RequirementResult, strict: bool) -> Text:
-    word = r.verdict.replace("_", " ")
+    word = WORDS[r.verdict]
     style = _STYLE[r.verdict]
     if r.verdict in ("fail", "not_run") and not r.gating(strict):
         style = "yellow"
@@ -36,8 +38,11 @@ def summary_line(result: RunResult) -> str:
         total = sum(c.values())
         if not total:
             continue
-        extra = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in c.items() if v != "pass" and n)
+        extra = ", ".join(f"{n} {WORDS[v]}" for v, n in c.items() if v != "pass" and n)
         parts.append(f"{level} {c['pass']}/{total} passed" + (f" ({extra})" if extra else ""))
+    bonus = result.bonus()
+    if bonus is not None:
+        parts.append(f"bonus: {bonus.words()}")
     word = "PASS" if result.passed else "FAIL"
     mode = "strict" if result.strict else "SHOULD and MAY do not gate"
     return f"{result.spec.name}: {word} - {'; '.join(parts)} [{mode}, {result.duration_s:.1f} s]"
@@ -51,6 +56,10 @@ def render(result: RunResult, console: Console) -> None:
     console.print(f"target: {escape(result.target)}", highlight=False)
     if result.isolation:
         console.print(f"[dim]isolation: {escape(result.isolation)}[/]", highlight=False)
+    if result.target_output:
+        # Once, here: the rows and failures below say it in a line and point up to it.
+        console.print(Text("the target's own output: " + result.target_output, style="red"),
+                      highlight=False)
     if result.error:
         console.print(Text(result.error, style="red"))
     table = Table(show_header=True, header_style="bold", expand=False, box=None, pad_edge=False)
@@ -60,18 +69,19 @@ def render(result: RunResult, console: Console) -> None:
     table.add_column("requirement")
     for r in result.results:
         text = escape(r.requirement.statement)
-        if r.verdict in ("not_run", "skipped") and r.reason:
+        if r.verdict in ("not_run", "skipped", "not_implemented") and r.reason:
             text += f"\n[dim]{escape(r.reason)}[/]"
         for n in r.notes:
             text += f"\n[cyan]{escape(n)}[/]"
-        table.add_row(r.requirement.id, r.requirement.level, _verdict_text(r, result.strict), text)
+        table.add_row(r.requirement.id, r.requirement.label, _verdict_text(r, result.strict),
+                      text)
     console.print(table)
     failed = [r for r in result.results if r.verdict == "fail"]
     for r in failed:
         req = r.requirement
         gate = "" if r.gating(result.strict) else " (does not gate)"
         console.print()
-        console.print(Text(f"{req.id} {req.level}{gate}: {req.statement}", style="bold"))
+        console.print(Text(f"{req.id} {req.label}{gate}: {req.statement}", style="bold"))
         for f in r.failures[:3]:
             console.print(f"  {escape(f.message)}", highlight=False)
             if f.expected:

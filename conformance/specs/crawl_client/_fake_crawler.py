@@ -2,9 +2,13 @@
 
 Rules: it listens on one loopback port and plays openapi/crawler.yaml the way a FastAPI server
 would, without fetching anything:
-- `POST /api/v1/tasks/` with a non-empty JSON list of strings (whatever the Content-Type says)
-  answers 201 and a fresh task `{"id": <uuid4>, "status": "running", "result": null}`; any
-  other body answers 422, as FastAPI's validation does;
+- `POST /api/v1/tasks/` with a non-empty list of URLs (whatever the Content-Type says) answers
+  201 and a fresh task `{"id": <uuid4>, "status": "running", "result": null}`, in the default
+  shape whatever shape the body had. It takes the list in every body shape the crawler suite's
+  discovery knows (conformance/specs/crawler/_task_api.py's SUBMITS: the bare list,
+  `{"urls": [...]}`, `[{"url": ...}]`, ...), and records which one came (`Task.shape`): a
+  client that wraps its list fails the check of the body alone, and is judged on polling and
+  printing like any other. Any other body answers 422, as FastAPI's validation does;
 - `GET /api/v1/tasks/{id}` answers the task: "running" for the script's first `running_polls`
   polls of that task (and until `running_for` seconds have passed since it was created), then
   "ready" with one entry per submitted URL, in submission order, taken from the script's `codes`
@@ -27,10 +31,12 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from conformance._servers import AiohttpServer
+from conformance.specs.crawler._task_api import SUBMITS, Submit
 
 TASKS_PATH = "/api/v1/tasks/"
 _TASK = re.compile(r"^/api/v1/tasks/(?P<id>[^/]+)$")
@@ -38,6 +44,16 @@ _TASK_SLASH = re.compile(r"^/api/v1/tasks/(?P<id>[^/]+)/$")
 # A request's body is recorded whole (aiohttp takes at most 1 MiB, its client_max_size): checks
 # parse the POST's.
 _WHOLE_BODY = 2**20
+
+
+def shape_of(submit: Submit) -> str:
+    """A submission's body shape in words: its label says the shape, then where it goes
+    ("{"urls": [...]} to POST /api/v1/tasks/")."""
+    return submit.label.split(" to ", 1)[0]
+
+
+# The shape the assignment asks for: the crawler suite's list of shapes starts with it.
+BARE_LIST = shape_of(SUBMITS[0])
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class Task:
     created: float
     polls: int = 0
     ready: bool = False
+    shape: str = BARE_LIST  # the shape of the POST's body, in words (`submission_shape`)
 
 
 class FakeCrawler(AiohttpServer):
@@ -131,12 +148,14 @@ class FakeCrawler(AiohttpServer):
         if script.post_reply is not None:
             return _reply(script.post_reply)
         try:
-            urls = json.loads(body.decode("utf-8"))
+            payload = json.loads(body.decode("utf-8"))
         except ValueError:
             return _json(422, {"detail": "the body is not JSON"})
-        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+        found = read_submission(payload)
+        if found is None:
             return _json(422, {"detail": "the body must be a non-empty JSON list of URLs"})
-        task = Task(str(uuid.uuid4()), urls, time.monotonic())
+        urls, shape = found
+        task = Task(str(uuid.uuid4()), urls, time.monotonic(), shape=shape)
         with self._lock:
             self._tasks[task.id] = task
         return _json(201, {"id": task.id, "status": "running", "result": None})
@@ -157,6 +176,34 @@ class FakeCrawler(AiohttpServer):
             return _json(200, {"id": task.id, "status": "running", "result": None})
         result = [script.codes.get(url) for url in task.urls]
         return _json(200, {"id": task.id, "status": "ready", "result": result})
+
+
+def read_submission(payload: Any) -> tuple[list[str], str] | None:
+    """(the URLs, the shape in words) of a POST's parsed body when it is a non-empty list of
+    URLs in a shape the crawler suite's discovery knows, else None.
+
+    The shapes are SUBMITS's body builders, not a copy of them: the URLs are the body's
+    strings in order, and the body is taken when one builder makes exactly it from them (so a
+    shape added there is taken here too, and an object with more members is not)."""
+    urls = _strings(payload)
+    if not urls:
+        return None
+    for submit in SUBMITS:
+        if submit.body(urls) == payload:
+            return urls, shape_of(submit)
+    return None
+
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string among the values of a JSON value (not its keys), depth first, in order."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    return []
 
 
 def _json(status: int, payload: object) -> web.Response:

@@ -3,9 +3,10 @@
 Rules: standard library only, since it runs in the student's own interpreter; random.choice is
 replaced before the import, so the given `from random import choice` binds the scripted one, and
 each Agent (told apart by the `self` of the frame that calls choice) draws its own script; the
-call's output is captured, bounded in size; a call that runs past its deadline or draws without
-end is cut short, and the report says so. The report is one JSON object written to --report,
-or without it a readable account on stderr:
+call's output is captured, bounded in size; actions a script renamed (HIGH_KICK) are drawn by the
+given name they spell; a call that runs past its deadline or draws without end is cut short,
+and the report says so. The report is one JSON object written to --report, or without it a
+readable account on stderr:
 
     python _harness.py fight.py fight             # what fight() prints, moves scripted
     python _harness.py fight.py fightmany --n 3 --report out.json
@@ -41,6 +42,13 @@ def _real(stream: io.TextIOBase | typing.TextIO | None) -> typing.TextIO:
     """The interpreter's own stdout or stderr, which is None only without a console."""
     assert stream is not None
     return typing.cast(typing.TextIO, stream)
+
+
+def _canon(name: object) -> str:
+    """The given action an enum member's name spells ("HIGH_KICK" -> "HIGHKICK"), or ""."""
+    if not isinstance(name, str):
+        return ""
+    return name.replace("_", "").replace("-", "").upper()
 
 
 def script_of(agent: int) -> list[str]:
@@ -99,7 +107,8 @@ class Harness:
         taken = self.taken.get(agent, 0)
         name = script[taken] if taken < len(script) else AFTER[(taken - len(script)) % 2]
         for item in seq:
-            if getattr(item, "name", None) == name:
+            # A script that renamed the actions (HIGH_KICK) still draws its script's moves.
+            if _canon(getattr(item, "name", None)) == name:
                 self.taken[agent] = taken + 1
                 self.draws.append((agent, name))
                 if len(self.draws) >= MAX_DRAWS:

@@ -2,20 +2,27 @@
 and parsed, and a load run watched from its GET until its records stop coming.
 
 Rules: a run's records are the lines its tables gained (the suite drives the pipeline alone while
-it checks); a table line is `|`-separated, its first line may be a header, its times ISO 8601
-(naive ones read as UTC) or Unix seconds; a line that does not parse is kept with None where it
-failed, so one bad line is reported, not a crash. Every request has a deadline; a watch ends
-when the run's GET is over and the table stayed still, or at a hard limit.
+it checks); a table that is not there yet (no such file, 404 from the writer) is empty, as a
+writer may make its tables when the first record comes. A table line is `|`-separated, between
+bars or not (`7 | t1 | t2` and `| 7 | t1 | t2 |` alike); its first line is a header when it holds
+no record (no integer id, no time after it), lines of dashes (a Markdown table's `|---|`) and
+the header written again are skipped; times are ISO 8601 (a date-time, naive ones read as UTC,
+or a time of day), day.month.year times or Unix seconds. `Table.describe()` says how a table was
+read, for a note. A line that does not parse is kept with None where it failed, so one bad line
+is reported, not a crash. Every request has a deadline; a watch ends when the run's GET is over
+and the table stayed still, or at a hard limit.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from datetime import time as clock_time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,22 +48,76 @@ def service_urls(base_url: str, given: dict[str, str]) -> dict[str, str]:
     return urls
 
 
-def parse_time(text: str) -> float | None:
-    """Seconds since the epoch of an ISO 8601 time (naive read as UTC) or Unix seconds."""
+# Day first, as a Russian (or most European) locale writes a date: `23.11.2026 17:30:00.000412`.
+DAY_FIRST = ("%d.%m.%Y %H:%M:%S.%f", "%d.%m.%Y %H:%M:%S")
+# A line of a table that only draws: a Markdown table's `|---|:---:|`, or a rule of `-`/`=`.
+RULE = re.compile(r"[\s|:+=-]*[-=][\s|:+=-]*")
+
+
+def read_time(text: str) -> tuple[float, str] | None:
+    """A time as seconds (since the epoch; for a time of day, since midnight) and the name of
+    its format, or None when it is none the suite reads."""
     text = text.strip()
+    if not text:
+        return None
     try:
         value = float(text)
     except ValueError:
         pass
     else:
-        return value if math.isfinite(value) else None
+        return (value, "Unix seconds") if math.isfinite(value) else None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        pass
+    else:
+        if moment.tzinfo is None:
+            return (moment.replace(tzinfo=UTC).timestamp(),
+                    "ISO 8601 without a UTC offset (read as UTC)")
+        return moment.timestamp(), "ISO 8601 with a UTC offset"
+    try:
+        clock = clock_time.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        offset = clock.utcoffset()
+        seconds = clock.hour * 3600 + clock.minute * 60 + clock.second + clock.microsecond / 1e6
+        # Only the order within one day can be read from it: a run does not span midnight.
+        return (seconds - (offset.total_seconds() if offset else 0.0),
+                "a time of day without a date (ISO 8601)")
+    for form in DAY_FIRST:
+        try:
+            moment = datetime.strptime(text, form)
+        except ValueError:
+            continue
+        return moment.replace(tzinfo=UTC).timestamp(), "day.month.year hh:mm:ss (read as UTC)"
+    return None
+
+
+def parse_time(text: str) -> float | None:
+    """Seconds of a time in a format `read_time` reads, or None."""
+    got = read_time(text)
+    return None if got is None else got[0]
+
+
+def split_fields(line: str) -> tuple[tuple[str, ...], bool]:
+    """A line's `|`-separated fields, and whether it is written between bars (`| 7 | t |`):
+    the bars at its ends open and close the row, they do not make empty fields."""
+    text = line.strip()
+    bars = False
+    if text.startswith("|"):
+        text, bars = text[1:], True
+    if text.endswith("|"):
+        text, bars = text[:-1], True
+    return tuple(f.strip() for f in text.split("|")), bars
+
+
+def _names_columns(fields: tuple[str, ...]) -> bool:
+    """A line that names columns rather than holding a record: no integer id first, and no time
+    after it (a table without a header keeps its first record)."""
+    if fields[0].lstrip("-").isdigit():
+        return False
+    return not any(parse_time(f) is not None for f in fields[1:])
 
 
 @dataclass(frozen=True)
@@ -82,6 +143,11 @@ class Row:
         """The third field as seconds since the epoch, or None."""
         return parse_time(self.fields[2]) if len(self.fields) > 2 else None
 
+    def time_formats(self) -> list[str]:
+        """The names of the formats its times were read in."""
+        found = (read_time(f) for f in self.fields[1:])
+        return [got[1] for got in found if got is not None]
+
 
 @dataclass(frozen=True)
 class Table:
@@ -90,21 +156,50 @@ class Table:
     name: str
     header: str
     rows: tuple[Row, ...]
+    absent: str = ""  # why it is not there (yet), when it is not: it reads as empty
+    bordered: bool = False  # its rows are written between bars: `| 7 | t1 | t2 |`
+    rules: int = 0  # lines that only draw (`|---|---|`), skipped
+
+    def describe(self) -> str:
+        """How the table was read, in a line: header, separators and time formats."""
+        if self.absent:
+            return f"{TABLES[self.name]}: not there ({self.absent})"
+        parts = [f"the header line {self.header!r}" if self.header else "no header line",
+                 "rows between bars, `| id | ... |`" if self.bordered
+                 else "columns separated by `|`"]
+        if self.rules:
+            parts.append(f"{self.rules} line{'s' if self.rules > 1 else ''} of dashes skipped")
+        formats = sorted({f for r in self.rows for f in r.time_formats()})
+        if not self.rows:
+            parts.append("no rows")
+        else:
+            parts.append("times in " + (" and ".join(formats) if formats
+                                        else "no format the suite reads"))
+        return f"{TABLES[self.name]} read with " + ", ".join(parts)
 
 
-def parse_table(name: str, text: str) -> Table:
-    """Lines to rows; the first non-blank line is the header when its first field is no id."""
+def parse_table(name: str, text: str, absent: str = "") -> Table:
+    """Lines to rows: blank lines and lines of dashes skipped; the first other line is the
+    header when it names columns rather than holding a record, and skipped when written again."""
     header = ""
     rows: list[Row] = []
+    bordered = False
+    rules = 0
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        fields = tuple(f.strip() for f in line.split("|"))
-        if not rows and not header and not fields[0].lstrip("-").isdigit():
+        if RULE.fullmatch(line):
+            rules += 1
+            continue
+        fields, bars = split_fields(line)
+        if not rows and not header and _names_columns(fields):
             header = line.strip()
             continue
+        if header and line.strip() == header:
+            continue  # written again, by a writer that started over
+        bordered = bordered or bars
         rows.append(Row(number, line, fields))
-    return Table(name, header, tuple(rows))
+    return Table(name, header, tuple(rows), absent, bordered, rules)
 
 
 @dataclass(frozen=True)
@@ -114,6 +209,11 @@ class Snapshot:
     at: float  # time.monotonic() when read
     records: Table
     received: Table
+
+    @property
+    def missing(self) -> list[str]:
+        """The tables that are not there (yet)."""
+        return [t.name for t in (self.records, self.received) if t.absent]
 
 
 class Tables:
@@ -138,31 +238,44 @@ class Tables:
             return f"cat {shlex.quote(str(self.folder / name))}{tail}"
         return f"curl -sS {shlex.quote(self.writer.url('/files/' + name))}{tail}"
 
-    def read_text(self, table: str, requirement: str | None = None) -> str:
-        """A table's text; CheckFailure saying why when it cannot be read."""
+    def expected(self, table: str) -> str:
+        """Where a table is expected, as a failure's `expected` says it."""
+        name = TABLES[table]
+        if self.folder is not None:
+            return f"the table {name} in {self.folder}"
+        return (f"200 and the table's text (or give --output-dir with the folder the writer "
+                f"writes {name} in)")
+
+    def read_text(self, table: str, requirement: str | None = None) -> tuple[str | None, str]:
+        """A table's text, or None and why when it is not there (yet): no such file, or 404
+        from the writer. CheckFailure saying why when it cannot be read otherwise."""
         name = TABLES[table]
         if self.folder is not None:
             path = self.folder / name
             try:
-                return path.read_text(encoding="utf-8", errors="replace")
+                return path.read_text(encoding="utf-8", errors="replace"), ""
+            except FileNotFoundError:
+                return None, f"no file {path}"
             except OSError as exc:
                 raise CheckFailure(f"cannot read {path}: {exc.strerror or exc}",
-                                   expected=f"the table {name} in {self.folder}",
+                                   expected=self.expected(table),
                                    actual=str(exc), reproduce=self.show(table),
                                    requirement=requirement) from None
         ex = self.writer.get("/files/" + name, requirement=requirement)
+        if ex.status == 404:
+            return None, f"GET /files/{name} on the writer answered {ex.summary()}"
         if ex.status != 200:
             raise CheckFailure(
                 f"GET /files/{name} on the writer answered {ex.status}",
-                expected=f"200 and the table's text (or give --output-dir with the folder the "
-                         f"writer writes {name} in)",
+                expected=self.expected(table),
                 actual=ex.summary(), reproduce=ex.curl(), requirement=requirement)
-        return ex.body.decode("utf-8", "replace")
+        return ex.body.decode("utf-8", "replace"), ""
 
     def snapshot(self, requirement: str | None = None) -> Snapshot:
-        """Both tables, read now."""
-        records = parse_table("records", self.read_text("records", requirement))
-        received = parse_table("received", self.read_text("received", requirement))
+        """Both tables, read now (one that is not there yet reads as empty)."""
+        read = {t: self.read_text(t, requirement) for t in ("records", "received")}
+        records, received = (parse_table(t, text or "", "" if text is not None else why)
+                             for t, (text, why) in read.items())
         return Snapshot(time.monotonic(), records, received)
 
     def wait_still(self, quiet: float, limit: float) -> Snapshot:

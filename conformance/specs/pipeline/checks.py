@@ -6,6 +6,8 @@ Each service is checked on its own first (processor, receiver, the writer's orde
 sent one by one), then the whole pipeline through the client: one run of 4 x 10 requests with
 delays up to 1 s, watched from its GET until its records stop coming, judged on the lines it
 added to the tables; then the client's defaults (10 x 10, up to 5 s) and its bad parameters.
+A service that nothing listens for fails the requirement that asks for it (PIPE-01 the client,
+RECV-01 the receiver) whatever else failed; the tables are looked for once a record exists.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,10 +24,13 @@ import pytest
 from conformance._checks import CheckFailure, NotRun, requirement
 from conformance._http import Exchange, Http
 from conformance._options import RunOptions
-from conformance._target import ServerTarget
+from conformance._target import ServerTarget, host_port, wait_until_listening
 from conformance.specs.pipeline import Options
 from conformance.specs.pipeline._observation import (
     HEADERS,
+    POLL,
+    ROLE_PORTS,
+    TABLES,
     LoadRun,
     Row,
     Tables,
@@ -41,6 +46,8 @@ SLACK = {"answer": 10.0, "concurrency": 2.0, "defaults": 3.0, "written": 1.0, "p
 HARD_LIMIT = 45.0  # seconds a watched run may take, all told
 OUR_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)")
 CLOCK = 0.005  # seconds a wait may seem short by, from timer granularity
+TABLES_WAIT = 3.0  # seconds the tables have to appear once the receiver took a record
+LISTEN_WAIT = 3.0  # seconds a service has to listen: the others may start after the client
 
 
 def _query(params: dict[str, Any]) -> str:
@@ -97,12 +104,69 @@ def _expect_400(ex: Exchange, what: str) -> None:
                            actual=ex.summary(), reproduce=ex.curl())
 
 
+# --- the services are there --------------------------------------------------------------------
+
+def _expect_listening(role: str, h: Http, server: ServerTarget) -> None:
+    """Fail unless something listens where `role` is expected (waiting a little: the services
+    need not start together)."""
+    host, port = host_port(h.base_url)
+    # A client the run started and waited for already had its time to listen.
+    waited = role == "client" and bool(server.startup_problem)
+    if wait_until_listening(host, port, 0.5 if waited else LISTEN_WAIT):
+        return
+    why = server.explain() if role == "client" else ""
+    told = ("the run's base URL: --base-url, or {port} of --command" if role == "client"
+            else f"--service {role}=URL, else the client's host on port {ROLE_PORTS[role]}")
+    raise CheckFailure(
+        f"nothing listens at {h.base_url}, where the {role} service is expected ({told})",
+        expected=f"the {role} service listening at {h.base_url}",
+        actual="no connection accepted" + (f"; {why}" if why else ""),
+        reproduce=f"nc -zv {host} {port}")
+
+
+# The rest of PIPE-01 (and RECV-01) needs the tables; that the service is there needs nothing.
+@requirement("PIPE-01", needs=())
+def test_the_client_service_is_there(services: dict[str, Http], server: ServerTarget) -> None:
+    """Something listens at the client's address."""
+    _expect_listening("client", services["client"], server)
+
+
+@requirement("RECV-01", needs=())
+def test_the_receiver_service_is_there(services: dict[str, Http], server: ServerTarget) -> None:
+    """Something listens at the receiver's address."""
+    _expect_listening("receiver", services["receiver"], server)
+
+
 # --- the writer's tables -----------------------------------------------------------------------
 
 @requirement("WRITE-01")
-def test_the_writers_tables_can_be_read(tables: Tables) -> None:
-    """The two tables are there to read, at the writer or in --output-dir."""
-    tables.snapshot()
+def test_the_writers_tables_can_be_read(tables: Tables, services: dict[str, Http]) -> None:
+    """The two tables are there to read, at the writer or in --output-dir, once a record was
+    written: a writer may make them when its first record comes, so when they are not there
+    yet the receiver is sent one first."""
+    snap = tables.snapshot()
+    if not snap.missing:
+        return
+    names = " and ".join(TABLES[t] for t in snap.missing)
+    try:
+        ex = _post(services["receiver"], "/requests", {"id": _fresh_id(), "delay": 0}, timeout=5)
+    except CheckFailure as failure:
+        raise NotRun(f"{tables.where} has no {names} before any record, and no record could be "
+                     f"sent to have them made: {failure.message}") from None
+    if ex.status != 200:
+        raise NotRun(f"{tables.where} has no {names} before any record, and the receiver did "
+                     f"not take one to have them made: {ex.request_line} answered {ex.status}")
+    deadline = time.monotonic() + TABLES_WAIT
+    while snap.missing and time.monotonic() < deadline:
+        time.sleep(POLL)
+        snap = tables.snapshot()
+    if snap.missing:
+        table = snap.missing[0]
+        absent = getattr(snap, table).absent
+        raise CheckFailure(
+            f"{tables.where} has no {TABLES[table]}, {TABLES_WAIT:g} s after the receiver took "
+            f"a record ({ex.request_line} answered 200)", expected=tables.expected(table),
+            actual=absent, reproduce=f"{ex.curl()}; sleep {TABLES_WAIT:g}; {tables.show(table)}")
 
 
 # --- the processor -----------------------------------------------------------------------------
@@ -277,7 +341,7 @@ def _ab_reproducer(ea: Exchange, eb: Exchange, tables: Tables) -> str:
     return f"({ea.curl()} &); sleep 0.2; {eb.curl()}; sleep 2; {tables.show('records', 3)}"
 
 
-@requirement("PIPE-03", needs=("RECV-01",))
+@requirement("PIPE-03", needs=("RECV-01",))  # records sent to the receiver: no load run
 def test_a_slow_record_stays_above_a_fast_one_received_after_it(
         one_by_one: dict[str, Any], tables: Tables) -> None:
     """A (1.5 s) then B (0 s) 0.2 s later: A's line is above B's."""
@@ -340,7 +404,7 @@ def _times(rows: tuple[Row, ...] | list[Row], which: str) -> list[float]:
     return values
 
 
-@requirement("PIPE-03")
+@requirement("PIPE-03", needs=("PIPE-02",))  # the load run: not the receiver on its own
 def test_a_runs_records_are_in_the_order_received(load: LoadRun, tables: Tables) -> None:
     """Down the table, receive_time never decreases."""
     rows = load.records
@@ -369,8 +433,13 @@ def test_a_runs_requests_overlap(load: LoadRun, tables: Tables) -> None:
 
 
 @requirement("PIPE-05")
-def test_both_tables_hold_the_run_in_the_same_order(load: LoadRun, tables: Tables) -> None:
+def test_both_tables_hold_the_run_in_the_same_order(load: LoadRun, tables: Tables,
+                                                    note: Callable[[str], None]) -> None:
     """records: id | receive_time | write_time; received: id | receive_time; same order."""
+    assert load.after is not None
+    # What was read is only as good as how: say it, for a format the suite guessed at.
+    note(load.after.records.describe())
+    note(load.after.received.describe())
     for row in load.records:
         if len(row.fields) != 3 or row.receive_time is None or row.write_time is None:
             raise CheckFailure(f"records line {row.number} is not id | receive_time | "

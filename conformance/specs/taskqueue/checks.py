@@ -353,7 +353,8 @@ def test_empty_data(batch: Batch, note: Callable[[str], None]) -> None:
     if result is None:
         raise CheckFailure(f"{w.label} was taken but gave no result",
                            expected='done, with "result": ""',
-                           actual=f"last seen {w.final()}", reproduce=batch.reproducer())
+                           actual=f"last seen {w.final() or 'with no valid answer'}",
+                           reproduce=batch.reproducer())
     if result != "":
         read = w.results_once_done()[0]
         raise CheckFailure(f"{w.label} gave {result!r}", expected='""', actual=read.describe(),
