@@ -68,7 +68,7 @@ def test_twin_gets_the_verdicts_it_declares(twin: Twin, tmp_path: Path) -> None:
     run = conformance("run", twin.spec, "--strict", "--command", how.command, *how.args,
                       tmp=tmp_path)
     assert run.report is not None and not run.report["error"], _summary(run)
-    assert run.failed() == twin.fails, _summary(run)
+    assert twin.fails <= run.failed() <= twin.fails | twin.by_chance, _summary(run)
     entries = {r["id"]: r for r in run.report["requirements"]}
     # A bonus's requirements never gate, whatever their level.
     strict_gating = [i for i, r in entries.items() if not r["bonus"]
