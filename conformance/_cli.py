@@ -1,4 +1,5 @@
-"""The `conformance` command line: `list` the requirements, `run` a spec's suite against a target.
+"""The `conformance` command line: `list` the requirements, `run` a spec's suite against a target,
+`batch` a class, `protocol` print a spec's default protocol description as a starting point.
 
 Rules: exit 0 when every gating requirement passes, 1 when one fails or goes unchecked (an
 unreachable target fails), 2 for a usage error (argparse's own code, unknown spec or id, bad URL,
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a student's server or program against an assignment's spec.",
     )
     parser.add_argument("--version", action="version", version=f"conformance {__version__}")
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run,batch}")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run,batch,protocol}")
 
     lst = sub.add_parser("list", help="list the specs, their requirements and options")
     lst.add_argument("spec", nargs="?", help="one spec (default: all)")
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(run)
     _add_batch_parser(sub)
+    protocol = sub.add_parser(
+        "protocol", help="print a spec's protocol description (ours), to describe another",
+        description="Print SPEC's default protocol description, with comments: how the suite "
+                    "speaks to a server. For a server that speaks a protocol of its own, edit "
+                    "a copy and give it to `conformance run SPEC --protocol FILE`.")
+    protocol.add_argument("spec", help="the spec (one whose assignment leaves the protocol open)")
     return parser
 
 
@@ -190,6 +197,18 @@ def _batch_command(args: argparse.Namespace, console: Console, err: Console) -> 
         raise UsageError(str(exc)) from None
 
 
+def _protocol_command(name: str) -> int:
+    from conformance._protocol import ProtocolError, commented_default
+
+    load_spec(name)  # an unknown spec is a usage error naming the known ones
+    try:
+        text = commented_default(name)
+    except ProtocolError as exc:
+        raise UsageError(f"{exc}: its protocol is fixed") from None
+    sys.stdout.write(text)  # as is: rich would re-wrap the comments
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `conformance` command; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -200,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list(args, console)
         if args.action == "batch":
             return _batch_command(args, console, err)
+        if args.action == "protocol":
+            return _protocol_command(args.spec)
         return _run(args, console)
     except (UsageError, SpecError) as exc:
         err.print(f"conformance: error: {escape(str(exc))}")

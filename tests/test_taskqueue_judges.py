@@ -3,9 +3,12 @@ correct server because of when its polls happened to land (the bounds are sound)
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from conformance._http import Exchange
+from conformance._protocol import Outcome
 from conformance.specs.taskqueue._observation import (
     BATCH,
     Batch,
@@ -23,8 +26,10 @@ from conformance.specs.taskqueue._observation import (
 URL = "http://127.0.0.1:9/api/v1/tasks/x"
 
 
-def answer(status: int = 200, body: bytes = b"{}") -> Exchange:
-    return Exchange("GET", URL, {}, None, status, "OK", httpx.Headers(), body, 0.001, 5.0)
+def answer(status: int = 200, body: bytes = b"{}") -> Outcome:
+    ex = Exchange("GET", URL, {}, None, status, "OK", httpx.Headers(), body, 0.001, 5.0)
+    values = json.loads(body)
+    return Outcome("status", "ok", values, f"GET {URL}", ex.summary(), ex.curl(), ex)
 
 
 def timed(at: float, took: float = 0.01) -> Timed:
@@ -32,7 +37,7 @@ def timed(at: float, took: float = 0.01) -> Timed:
 
 
 def poll(at: float, status: str, took: float = 0.01) -> Poll:
-    return Poll(at, at + took, answer(), None, status)
+    return Poll(at, at + took, answer(), status)
 
 
 def watched(index: int, polls: list[tuple[float, str]], submitted_at: float = 0.0) -> Watched:
@@ -42,7 +47,7 @@ def watched(index: int, polls: list[tuple[float, str]], submitted_at: float = 0.
 
 
 def batch(*tasks: Watched, scale: float = 0.1) -> Batch:
-    return Batch("http://127.0.0.1:9/", scale, 0.0, list(tasks), finished=10.0)
+    return Batch(scale, 0.0, list(tasks), finished=10.0)
 
 
 # Task 0 is type 1 (0.2 s at scale 0.1), task 1 type 2 (0.5 s).

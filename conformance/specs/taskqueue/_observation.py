@@ -1,19 +1,22 @@
 """The taskqueue suite's one batch: eight tasks submitted back to back and watched from outside
-until done, and the judges that read a requirement's verdict off what was seen.
+until done, and the judges that read a requirement's verdict off what was seen. Every request
+goes through the run's protocol description (conformance/_protocol.py: ours by default), so what
+is judged is behaviour, and the protocol only where the description is ours.
 
 Rules: every request is timed by the moment it was sent and the moment its answer came, so a
 status seen is known to hold somewhere between the two; a judge fails only on what is certain
 from those bounds (two tasks "running" in one instant, a task done before one submitted ahead
 of it), never on a guess, so a correct server cannot fail by the suite's timing. The batch is
 bounded in time: its deadline is half again the delays it holds plus ten seconds, and every
-request has the run's timeout.
+request has the run's timeout. A first submission that gets no id in the described protocol ends
+the batch there: nothing else can be observed, and a server that does not answer costs one
+timeout.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from conformance._checks import CheckFailure
-from conformance._http import Exchange, Http
+from conformance._http import Exchange
+from conformance._protocol import Outcome, Speaker
 
-TASKS = "/api/v1/tasks"
 DELAYS = {1: 2.0, 2: 5.0, 3: 7.0}
 STATUSES = ("queued", "running", "done", "failed")
 RANK = {"queued": 0, "running": 1, "done": 2, "failed": 2}
@@ -68,11 +71,6 @@ class Planned:
         """The result the assignment's rule gives."""
         return TRANSFORMS[self.type](self.data)
 
-    @property
-    def body(self) -> dict[str, Any]:
-        """The JSON body that submits it."""
-        return {"type": self.type, "data": self.data}
-
     def label(self, index: int) -> str:
         """`task 3 (type 2, "кот")`."""
         return f"task {index + 1} (type {self.type}, {json.dumps(self.data, ensure_ascii=False)})"
@@ -88,20 +86,33 @@ BATCH = (
 
 @dataclass
 class Timed:
-    """One request: when it left, when its answer came (or the failure that came instead)."""
+    """One operation: when it left, when its answer came, and what it got (`Outcome`)."""
 
     sent: float
     received: float
-    exchange: Exchange | None
-    failure: CheckFailure | None = None
+    outcome: Outcome
 
     @property
     def took(self) -> float:
         """Seconds from sending to the answer (or to giving up)."""
         return self.received - self.sent
 
+    @property
+    def answered(self) -> bool:
+        """Whether an answer came at all (readable or not)."""
+        return self.outcome.kind != "no_answer"
+
+    @property
+    def exchange(self) -> Exchange | None:
+        """The HTTP exchange, over HTTP and when an answer came."""
+        return self.outcome.exchange
+
+    def value(self, name: str) -> Any:
+        """A value read from the answer as the description says, or None."""
+        return self.outcome.value(name) if self.outcome.kind == "ok" else None
+
     def body(self) -> Any:
-        """The answer's JSON, or None."""
+        """The HTTP answer's JSON, or None (for the checks of our protocol's own choices)."""
         if self.exchange is None:
             return None
         try:
@@ -111,15 +122,11 @@ class Timed:
 
     def describe(self) -> str:
         """The answer in one line, or why there was none."""
-        if self.exchange is not None:
-            return self.exchange.summary()
-        return self.failure.actual if self.failure else "no answer"
+        return self.outcome.describe()
 
     def reproduce(self) -> str:
-        """The curl line of the request."""
-        if self.exchange is not None:
-            return self.exchange.curl()
-        return self.failure.reproduce if self.failure else ""
+        """The request as a shell line (curl, or printf | nc)."""
+        return self.outcome.reproduce
 
 
 @dataclass
@@ -208,7 +215,6 @@ class Watched:
 class Batch:
     """What the suite saw of the batch."""
 
-    base_url: str
     scale: float
     t0: float
     watched: list[Watched]
@@ -233,12 +239,8 @@ class Batch:
 
     def reproducer(self) -> str:
         """Shell lines that submit the same tasks in the same order, then how to watch them."""
-        root = self.base_url.rstrip("/")
-        bodies = " ".join(shlex.quote(json.dumps(p.body, ensure_ascii=False))
-                          for p in (w.planned for w in self.watched))
-        return (f"for body in {bodies}; do curl -sS --max-time 5 -X POST -H 'Content-Type: "
-                f"application/json' --data-binary \"$body\" {root}{TASKS}; echo; done  # then "
-                f"GET {root}{TASKS}/ID of each, every 0.1 s")
+        lines = "; ".join(w.submitted.reproduce() for w in self.watched)
+        return f"{lines}  # then ask the status of each, every 0.1 s"
 
 
 def delay_of(planned: Planned, scale: float) -> float:
@@ -251,26 +253,16 @@ def expected_seconds(scale: float) -> float:
     return sum(delay_of(p, scale) for p in BATCH)
 
 
-def _timed(http: Http, method: str, target: str, content: bytes | None = None) -> Timed:
-    headers = {"Content-Type": "application/json"} if content is not None else None
+def _timed(speaker: Speaker, operation: str, **args: Any) -> Timed:
     sent = time.monotonic()
-    try:
-        ex = http.request(method, target, headers=headers, content=content)
-    except CheckFailure as exc:
-        return Timed(sent, time.monotonic(), None, exc)
-    return Timed(sent, time.monotonic(), ex)
+    outcome = speaker.call(operation, **args)
+    return Timed(sent, time.monotonic(), outcome)
 
 
-def task_id(body: Any) -> str | None:
-    """The id in an answer to a submission, as a string (a JSON number is accepted)."""
-    if not isinstance(body, dict):
-        return None
-    value = body.get("id")
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
+def task_id(submitted: Timed) -> str | None:
+    """The id a submission gave (as text), or None."""
+    value = submitted.value("id")
+    return value if isinstance(value, str) and value else None
 
 
 def status_of(body: Any) -> str | None:
@@ -279,7 +271,7 @@ def status_of(body: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def observe(http: Http, scale: float) -> Batch:
+def observe(speaker: Speaker, scale: float) -> Batch:
     """Submit the batch back to back, then watch every task until all have been done for SETTLE
     seconds (or the deadline): a status poll of each every 0.1 s (scaled, at least 20 ms); its
     result asked once when first seen queued, once when first seen running, once when first seen
@@ -289,16 +281,12 @@ def observe(http: Http, scale: float) -> Batch:
     interval = max(0.02, 0.1 * scale)
     watched = []
     for index, planned in enumerate(BATCH):
-        content = json.dumps(planned.body, ensure_ascii=False).encode()
-        submitted = _timed(http, "POST", TASKS, content)
-        w = Watched(index, planned, submitted)
-        ex = submitted.exchange
-        if ex is not None and 200 <= ex.status < 300:
-            w.id = task_id(submitted.body())
+        submitted = _timed(speaker, "submit", type=planned.type, data=planned.data)
+        w = Watched(index, planned, submitted, task_id(submitted))
         watched.append(w)
-        if time.monotonic() > deadline:
-            break
-    batch = Batch(http.base_url, scale, t0, watched)
+        if time.monotonic() > deadline or (index == 0 and w.id is None):
+            break  # the first task got no id: the protocol is not the one described
+    batch = Batch(scale, t0, watched)
     asked: set[tuple[int, str]] = set()
     settled_since: float | None = None
     while True:
@@ -306,13 +294,13 @@ def observe(http: Http, scale: float) -> Batch:
         for w in batch.live():
             if time.monotonic() > deadline:
                 break
-            poll = _timed(http, "GET", f"{TASKS}/{w.id}")
-            status = status_of(poll.body()) if poll.exchange and poll.exchange.status == 200 \
-                else None
-            w.polls.append(Poll(poll.sent, poll.received, poll.exchange, poll.failure, status))
+            poll = _timed(speaker, "status", id=w.id)
+            status = poll.value("status")
+            w.polls.append(Poll(poll.sent, poll.received, poll.outcome,
+                                status if isinstance(status, str) else None))
             if status in ("queued", "running", "done") and (w.index, status) not in asked:
                 asked.add((w.index, status))
-                fetched = _timed(http, "GET", f"{TASKS}/{w.id}/result")
+                fetched = _timed(speaker, "result", id=w.id)
                 if status == "done":
                     w.results.append(fetched)
                 else:
@@ -329,9 +317,9 @@ def observe(http: Http, scale: float) -> Batch:
         time.sleep(max(0.0, interval - (time.monotonic() - round_start)))
     for w in batch.live():
         for _ in range(2 if w.final() == "done" else 0):
-            if time.monotonic() > deadline + http.timeout:
+            if time.monotonic() > deadline + speaker.http.timeout:
                 break  # a server that stopped answering costs one timeout here, not sixteen
-            w.results.append(_timed(http, "GET", f"{TASKS}/{w.id}/result"))
+            w.results.append(_timed(speaker, "result", id=w.id))
     batch.finished = time.monotonic()
     return batch
 
@@ -433,7 +421,7 @@ def judge_responsive(batch: Batch, limit: float) -> CheckFailure | None:
     # requirement catches; a server that blocks while a task runs shows it here, even if it
     # never lets a "running" be seen.
     during = [t for t in batch.requests() if t.sent < until]
-    lost = [t for t in during if t.exchange is None]
+    lost = [t for t in during if not t.answered]
     slow = sorted((t for t in during if t.took > limit), key=lambda t: -t.took)
     if lost or len(slow) >= 2:
         worst = (lost or slow)[0]
@@ -463,16 +451,15 @@ def judge_no_early_result(batch: Batch) -> CheckFailure | None:
     for w in batch.live():
         done = w.done_by()
         for status, asked in w.early:
-            body = asked.body()
-            gave = (asked.exchange is not None and 200 <= asked.exchange.status < 300
-                    and isinstance(body, dict) and isinstance(body.get("result"), str))
+            result = asked.value("result")
+            gave = isinstance(result, str)
             # Certainly not done when asked: a poll that left after the answer still showed it
             # queued or running.
             later = [p for p in w.polls if p.sent >= asked.received
                      and p.status in ("queued", "running")]
             if gave and later and (done is None or later[0].received <= done):
                 return CheckFailure(f"asked while {w.label} was {status}, its result came: "
-                                    f"{body['result']!r}", expected="no result before done",
+                                    f"{result!r}", expected="no result before done",
                                     actual=asked.describe(), reproduce=asked.reproduce())
     return None
 
