@@ -4,18 +4,21 @@ through the form, see the file listed and playable, see non-audio refused; keeps
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions as EC
 
 from conformance._target import Process, free_port, wait_until_listening
 from fixtures.audio import AUDIO, NOT_AUDIO, SAMPLES
@@ -73,6 +76,23 @@ def upload_form(driver: WebDriver) -> WebElement:
     return driver.find_element(By.XPATH, "//form[.//input[@type='file']]")
 
 
+def gone(element: WebElement) -> Callable[[WebDriver], bool]:
+    """A wait condition: `element`'s page has been replaced. Like `EC.staleness_of`, but a node
+    chromium has already detached answers "does not belong to the document" rather than
+    "stale" while the old page is torn down (seen in CI), and that is gone too."""
+    def check(_: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return True
+            raise
+        return False
+    return check
+
+
 def upload(driver: WebDriver, site: Site, path: Path) -> None:
     """Open the page, choose `path` in the file input, press the button, wait for the answer."""
     driver.get(site.base_url + "/")
@@ -81,7 +101,7 @@ def upload(driver: WebDriver, site: Site, path: Path) -> None:
     button = form.find_element(By.CSS_SELECTOR, "button")
     button.click()
     # The old page goes away once the browser has the answer (303 then the page, or 415).
-    wait(driver).until(EC.staleness_of(button))
+    wait(driver).until(gone(button))
     wait(driver).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
