@@ -35,6 +35,12 @@ def arguments(doc: str, targets: int, jobs: int, fuzz_seconds: float,
     return parser.parse_args(argv)
 
 
+def filled(lines: list[Line], count: int, reference: str) -> list[Line]:
+    """The first `count` of `lines`, then copies of our reference up to `count`."""
+    copies = [(f"reference-{n:02d}", reference, True) for n in range(1, count + 1)]
+    return [*lines, *copies][:count] if len(lines) < count else lines[:count]
+
+
 def timed(argv: list[str], limit: float) -> tuple[float, int]:
     """Seconds `argv` took from the repository root, and its exit status."""
     started = time.monotonic()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from _batch import arguments, measure
+from _batch import arguments, filled, measure
 
 from conformance import load_spec
 from conformance._run import reference_command
@@ -33,12 +33,7 @@ def roster(count: int) -> list[tuple[str, str, bool]]:
     reference = reference_command(load_spec("crawler"))
     lines = [(f"twin-{t.name}", command(t), not t.broken)
              for t in sorted(CRAWLERS, key=lambda t: t.name)]
-    lines = lines[:count]
-    n = 1
-    while len(lines) < count:
-        lines.append((f"reference-{n:02d}", reference, True))
-        n += 1
-    return lines
+    return filled(lines, count, reference)
 
 
 def main(argv: list[str] | None = None) -> int:

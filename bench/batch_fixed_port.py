@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from _batch import ROOT, arguments, measure
+from _batch import ROOT, arguments, filled, measure
 
 from fixtures._twins import PY, Misbehaving, script_path
 from fixtures.credentials import TWINS
@@ -35,12 +35,7 @@ def roster(count: int) -> list[tuple[str, str, bool]]:
         head = f"{PY} {script_path(t)}" if t.script else f"{PY} -m fixtures credentials {t.name}"
         lines.append((f"twin-{t.name}", head, not t.broken))
     lines.append(("exits-at-once", f"{PY} -c {shlex.quote('import sys; sys.exit(1)')}", False))
-    lines = lines[:count]
-    n = 1
-    while len(lines) < count:
-        lines.append((f"reference-{n:02d}", REFERENCE, True))
-        n += 1
-    return lines
+    return filled(lines, count, REFERENCE)
 
 
 def main(argv: list[str] | None = None) -> int:

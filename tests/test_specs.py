@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import types
+from collections.abc import Iterator
 from importlib import import_module
 from pathlib import Path
 
@@ -39,32 +40,30 @@ def test_openapi_document_is_valid(name: str) -> None:
         validate(document)
 
 
-def _checks(name: str) -> dict[str, tuple[set[str], set[str]]]:
-    # A spec that extends another runs that one's checks too (its chain: bases first).
-    found = {}
+def _requirement_marks(name: str) -> Iterator[tuple[str, list[pytest.Mark]]]:
+    """Each check of the spec, with its `requirement` marks. A spec that extends another runs
+    that one's checks too (its chain: bases first)."""
     for part in load_spec(name).chain:
         module = import_module(f"{package_name(part)}.checks")
         for attr, fn in inspect.getmembers(module, inspect.isfunction):
             if attr.startswith("test_") and fn.__module__ == module.__name__:
-                marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
-                ids = {i for m in marks for i in m.args}
-                needs = {n for m in marks for n in m.kwargs.get("needs") or ()}
-                found[attr] = (ids, needs)
-    return found
+                yield attr, [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
+
+
+def _checks(name: str) -> dict[str, tuple[set[str], set[str]]]:
+    return {attr: ({i for m in marks for i in m.args},
+                   {n for m in marks for n in m.kwargs.get("needs") or ()})
+            for attr, marks in _requirement_marks(name)}
 
 
 def _named_needs(name: str) -> dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]]:
     """Each check's ids, and the needs it names (None: it names none, so it needs the spec's)."""
     found = {}
-    for part in load_spec(name).chain:
-        module = import_module(f"{package_name(part)}.checks")
-        for attr, fn in inspect.getmembers(module, inspect.isfunction):
-            if attr.startswith("test_") and fn.__module__ == module.__name__:
-                marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "requirement"]
-                given = [m.kwargs.get("needs") for m in marks]
-                named = None if all(g is None for g in given) else tuple(
-                    n for g in given for n in g or ())
-                found[attr] = (tuple(i for m in marks for i in m.args), named)
+    for attr, marks in _requirement_marks(name):
+        given = [m.kwargs.get("needs") for m in marks]
+        named = None if all(g is None for g in given) else tuple(
+            n for g in given for n in g or ())
+        found[attr] = (tuple(i for m in marks for i in m.args), named)
     return found
 
 
