@@ -179,7 +179,11 @@ def resolve_run(args: argparse.Namespace) -> RunRequest:
     per_spec: dict[str, RunOptions[SpecOptions]] = {}
     for spec in specs:
         own = {o.name for o in spec.options}
-        spec_values = build(spec.options_class, {k: v for k, v in values.items() if k in own})
+        try:
+            spec_values = build(spec.options_class,
+                                {k: v for k, v in values.items() if k in own})
+        except OptionError as exc:  # options that cannot go together
+            raise UsageError(str(exc)) from None
         per_spec[spec.name] = RunOptions(**core_values, spec=spec_values)
     return RunRequest(specs, per_spec, args.base_url, args.command,
                       set(args.only) if args.only else None, args.json, args.junit,

@@ -1,5 +1,6 @@
 """The `conformance` command line: `list` the requirements, `run` a spec's suite against a target,
-`batch` a class, `protocol` print a spec's default protocol description as a starting point.
+`batch` a class, `protocol` print a spec's default protocol description as a starting point (or
+draft one from a server's OpenAPI document: conformance/_draft.py).
 
 Rules: exit 0 when every gating requirement passes, 1 when one fails or goes unchecked (an
 unreachable target fails), 2 for a usage error (argparse's own code, unknown spec or id, bad URL,
@@ -62,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "speaks to a server. For a server that speaks a protocol of its own, edit "
                     "a copy and give it to `conformance run SPEC --protocol FILE`.")
     protocol.add_argument("spec", help="the spec (one whose assignment leaves the protocol open)")
+    drafted = protocol.add_mutually_exclusive_group()
+    drafted.add_argument("--from-url", metavar="URL",
+                         help="instead, draft a description of the server at URL (on this "
+                              "machine) from the OpenAPI document it publishes at "
+                              "URL/openapi.json (FastAPI does); each guess is marked")
+    drafted.add_argument("--from-openapi", type=Path, metavar="FILE",
+                         help="instead, draft a description from this OpenAPI document "
+                              "(JSON or YAML); each guess is marked")
+    protocol.add_argument("--timeout", type=word_type(positive), default=5.0, metavar="S",
+                          help="seconds --from-url waits for the document (%(default)s)")
     return parser
 
 
@@ -197,14 +208,36 @@ def _batch_command(args: argparse.Namespace, console: Console, err: Console) -> 
         raise UsageError(str(exc)) from None
 
 
-def _protocol_command(name: str) -> int:
+def _protocol_command(name: str, args: argparse.Namespace | None = None) -> int:
     from conformance._protocol import ProtocolError, commented_default
 
-    load_spec(name)  # an unknown spec is a usage error naming the known ones
+    spec = load_spec(name)  # an unknown spec is a usage error naming the known ones
+    if args is not None and (args.from_url or args.from_openapi):
+        from conformance import _draft
+
+        try:
+            if args.from_url:
+                document, source = _draft.fetch(args.from_url, args.timeout), args.from_url
+            else:
+                document, source = _draft.read(args.from_openapi), str(args.from_openapi)
+            sys.stdout.write(_draft.draft(name, document, source))
+        except _draft.DraftError as exc:
+            raise UsageError(str(exc)) from None
+        return EXIT_OK
     try:
         text = commented_default(name)
     except ProtocolError as exc:
-        raise UsageError(f"{exc}: its protocol is fixed") from None
+        from conformance._client_run import OwnServerOptions
+
+        if issubclass(spec.options_class, OwnServerOptions):
+            why = ("its client speaks the protocol of the student's own server, which the "
+                   "suite judges it through: give that server with --server-command COMMAND "
+                   "(or --server-url URL)")
+        else:
+            why = ("the suite speaks no described protocol to it: the assignment fixes the "
+                   "protocol, or the suite finds it by itself (`conformance list "
+                   f"{name}` says how)")
+        raise UsageError(f"{exc}: {why}") from None
     sys.stdout.write(text)  # as is: rich would re-wrap the comments
     return EXIT_OK
 
@@ -220,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "batch":
             return _batch_command(args, console, err)
         if args.action == "protocol":
-            return _protocol_command(args.spec)
+            return _protocol_command(args.spec, args)
         return _run(args, console)
     except (UsageError, SpecError) as exc:
         err.print(f"conformance: error: {escape(str(exc))}")

@@ -1,5 +1,7 @@
 """What the client suites share: their `--server-port` option, one run of a client program as
-the server it talked to saw it, how that run is told in a failure, and the client's environment.
+the server it talked to saw it, how that run is told in a failure, and the client's environment;
+for a client whose server's protocol the assignment leaves open, the student's own server
+(`--server-command`, `--server-url`), which the client is then judged through.
 
 Rules: a run's `actual` names how it ended, the requests it sent and the ends of its stdout and
 stderr; its reproducer is what listened where, then the client's command line; a client has no
@@ -9,15 +11,32 @@ options are read by every command): no server library at import time.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conformance._checks import CheckFailure
 from conformance._isolation import target_env
-from conformance._options import SpecOptions, option, positive_int
-from conformance._target import Completed, ProgramTarget
+from conformance._options import OptionError, SpecOptions, option, positive_int
+from conformance._target import (
+    Completed,
+    Process,
+    ProgramTarget,
+    ServerTarget,
+    TargetError,
+    host_port,
+    server_target,
+    split_command,
+)
 
 if TYPE_CHECKING:
     from conformance._servers import Seen
@@ -42,6 +61,93 @@ class ClientOptions(SpecOptions):
     def program_port(self) -> int | None:
         """The port given with --server-port, if any."""
         return self.server_port
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _server_command(text: str) -> str:
+    try:
+        split_command(text)
+    except TargetError as exc:
+        raise OptionError(str(exc).replace("--command", "--server-command")) from None
+    return text
+
+
+def _server_url(text: str) -> str:
+    try:
+        host_port(text)
+    except TargetError as exc:
+        raise OptionError(str(exc)) from None
+    return text
+
+
+@dataclass(frozen=True)
+class OwnServerOptions(ClientOptions):
+    """A client's options when the assignment leaves its server's protocol open: the student's
+    own server may be given, and the client is judged through it rather than through ours."""
+
+    server_command: str | None = option(
+        None, parse=_server_command, metavar="COMMAND",
+        help="the student's own server: started (in a folder of its own) where the client "
+             "expects its server, and the client judged through it instead of our reference "
+             "server; {port} in it is that port")
+    server_url: str | None = option(
+        None, parse=_server_url, metavar="URL",
+        # Always outside the run: it runs already, started by the grader (a loopback URL
+        # too, which a network of the run's own would not reach).
+        outside=lambda url: True,
+        help="the student's own server, already running at URL (where the client expects it): "
+             "the client is judged through it instead of our reference server")
+
+    def program_port(self) -> int | None:
+        """--server-port's port, else --server-url's (where the client must find it)."""
+        if self.server_port is None and self.server_url is not None:
+            return host_port(self.server_url)[1]
+        return self.server_port
+
+    def server_running(self) -> bool:
+        """With --server-url the student's server runs already where the client expects it."""
+        return self.server_url is not None
+
+    @property
+    def own_server(self) -> bool:
+        """Whether the client is judged through the student's own server."""
+        return self.server_command is not None or self.server_url is not None
+
+    def __post_init__(self) -> None:
+        if self.server_command is not None and self.server_url is not None:
+            raise OptionError("give --server-command or --server-url, not both")
+
+
+@contextlib.contextmanager
+def own_server(options: OwnServerOptions, program: ProgramTarget,
+               startup_timeout: float = 15.0) -> Iterator[ServerTarget]:
+    """The student's own server where `program` expects it: started from --server-command in a
+    folder of its own (the client's run holds the port; TargetError when it does not start or
+    the port is taken), or --server-url's as it is."""
+    if options.server_command is None:
+        assert options.server_url is not None, "own_server() needs --server-command or -url"
+        yield ServerTarget(base_url=options.server_url, label=options.server_url)
+        return
+    with tempfile.TemporaryDirectory(prefix="conformance-server-") as folder, server_target(
+            f"{program.server_url}/", options.server_command, default_url="",
+            startup_timeout=startup_timeout, workdir=Path(folder),
+            own_network=True) as server:  # the client's run holds the fixed port already
+        yield server
+
+
+def ctrl_c(proc: Process, grace: float) -> tuple[int | None, float]:
+    """Ctrl+C to a client's process group, as a terminal sends it; its exit status (None when
+    it still runs `grace` seconds later) and the seconds it took to end."""
+    with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+        os.killpg(proc.popen.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    try:
+        code: int | None = proc.popen.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        code = None
+    return code, time.monotonic() - t0
 
 
 def tail(text: str, limit: int = 600) -> str:

@@ -6,9 +6,11 @@ Rules: the same input gives the same bytes, and every page works offline (from f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import yaml
 
 from conformance._options import Option, core_options
 from conformance._spec import Spec, load_spec, openapi_dir, spec_names
+from conformance._suites import package_name
 
 _SUFFIX = ".requirements.yaml"
 _PROTOCOL = ".protocol.yaml"
@@ -126,31 +129,155 @@ def protocol_files() -> dict[str, Path]:
     return {p.name[: -len(_PROTOCOL)]: p for p in sorted(openapi_dir().glob(f"*{_PROTOCOL}"))}
 
 
+@dataclass(frozen=True)
+class Example:
+    """A worked example of a description: a fixture's `*.protocol.yaml`, what its header says it
+    is, the command its header says judges it, and how it differs from the default."""
+
+    path: Path
+    about: str
+    command: str
+    differs: tuple[str, ...]
+
+
+def _header(text: str) -> list[str]:
+    """The comment lines a YAML file opens with, without their `#`."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].removeprefix(" "))
+    return lines
+
+
+def intro(text: str) -> str:
+    """A default description's first paragraph of comments, as prose (a trailing colon, which
+    leads into the commands that follow it there, made a full stop)."""
+    paragraph: list[str] = []
+    for line in _header(text):
+        if not line.strip():
+            break
+        paragraph.append(line.strip())
+    joined = " ".join(paragraph)
+    return joined[:-1] + "." if joined.endswith(":") else joined
+
+
+def differences(default: dict[str, Any], example: dict[str, Any]) -> tuple[str, ...]:
+    """What an example description changes from the default, one phrase per part."""
+    out = []
+    if example.get("transport") != default.get("transport"):
+        out.append(f"transport `{example.get('transport')}` (the default's: "
+                   f"`{default.get('transport')}`)")
+    for key in ("arguments", "words"):
+        if example.get(key) != default.get(key):
+            out.append(f"`{key}` of its own" if example.get(key)
+                       else f"no `{key}` (the spec's own)")
+    ours = default.get("operations", {})
+    for name, op in example.get("operations", {}).items():
+        base = ours.get(name, {})
+        changed = sorted(k for k in op.keys() | base.keys() if op.get(k) != base.get(k))
+        if changed:
+            out.append(f"`{name}`: {', '.join(changed)}")
+    return tuple(out)
+
+
+def _command(header: list[str]) -> tuple[int, int]:
+    """Where a header's command is, as a slice: the first line that runs `conformance`, with
+    the lines a `\\` continues; when it is indented, the whole indented block around it (the
+    server started before it, say). (0, 0) when there is none."""
+    at = next((i for i, line in enumerate(header) if line.strip().startswith("conformance ")),
+              None)
+    if at is None:
+        return 0, 0
+    lo = hi = at
+    if header[at][:1].isspace():
+        while lo > 0 and header[lo - 1][:1].isspace() and header[lo - 1].strip():
+            lo -= 1
+        while hi + 1 < len(header) and header[hi + 1][:1].isspace() and header[hi + 1].strip():
+            hi += 1
+    else:
+        while hi + 1 < len(header) and header[hi].rstrip().endswith("\\"):
+            hi += 1
+    return lo, hi + 1
+
+
+def examples(spec: str, default: Path) -> list[Example]:
+    """The worked examples of a spec's descriptions: `fixtures/<spec_pkg>/*.protocol.yaml`, each
+    with the command its header comment gives (`_command`) and the comment's first paragraph
+    before it as what it is."""
+    folder = openapi_dir().parent / "fixtures" / spec.replace("-", "_")
+    ours = yaml.safe_load(default.read_text(encoding="utf-8"))
+    out = []
+    for path in sorted(folder.glob(f"*{_PROTOCOL}")):
+        text = path.read_text(encoding="utf-8")
+        header = _header(text)
+        lo, hi = _command(header)
+        about: list[str] = []
+        for line in header[:lo] if hi else header:
+            if not line.strip():
+                break
+            about.append(line.strip())
+        prose = " ".join(about)
+        out.append(Example(path, prose[:-1] + "." if prose.endswith(":") else prose,
+                           textwrap.dedent("\n".join(header[lo:hi])),
+                           differences(ours, yaml.safe_load(text))))
+    return out
+
+
+def drafts(spec: str) -> bool:
+    """Whether the spec can draft a description from an OpenAPI document (its `_draft`)."""
+    return importlib.util.find_spec(f"{package_name(spec)}._draft") is not None
+
+
 def protocol_page(spec: str, path: Path) -> str:
-    """The Markdown page on describing a protocol for `spec`: how, and the commented default."""
+    """The Markdown page on describing a protocol for `spec`: what it is (the default's own
+    first paragraph), how, the worked examples with their commands, and the commented default."""
     fence = "```"
-    return (
+    default = path.read_text(encoding="utf-8")
+    parts = [
         f"<!-- Generated by `python -m conformance._docs` (`tox -e docs`) from openapi/"
-        f"{path.name}; do not edit. -->\n"
+        f"{path.name} and fixtures/{spec.replace('-', '_')}/*{_PROTOCOL}; do not edit. -->\n"
         f"# Describing a protocol for `{spec}`\n\n"
-        f"The assignment leaves the protocol to the student, so the suite speaks to a server "
+        f"{intro(default)}\n\n"
+        f"## How\n\n"
+        f"The assignment leaves the protocol to the student, so the suite speaks to the target "
         f"through a *protocol description*: a YAML file, validated by "
-        f"`conformance/schemas/protocol.schema.json`, that maps the spec's operations onto the "
-        f"server's requests (HTTP: method, path, query, form or JSON body; TCP: one request "
-        f"line, JSON or text) and says where each value is in the answer (a JSON pointer, or a "
-        f"regular expression), what marks \"not found\" and \"not ready\", and the server's "
-        f"words for the spec's. Without one, the suite speaks ours, below; a server that speaks "
-        f"another fails the requirement to speak the described protocol, and nothing else is "
-        f"judged.\n\n"
-        f"{fence}sh\nconformance protocol {spec} > mine.protocol.yaml   # this file, to edit\n"
-        f"conformance run {spec} --command \"python server.py --port {{port}}\" "
-        f"--protocol mine.protocol.yaml\n{fence}\n\n"
-        f"The requirements about our protocol's own choices are judged only with ours. Worked "
-        f"examples: `fixtures/{spec.replace('-', '_')}/*.protocol.yaml` (one over HTTP with "
-        f"routes, field names and status words of its own and a text result; one of JSON lines "
-        f"over TCP).\n\n"
-        f"## The default: [{path.name}](../../openapi/{path.name})\n\n"
-        f"{fence}yaml\n{path.read_text(encoding='utf-8')}{fence}\n")
+        f"`conformance/schemas/protocol.schema.json`, that maps the spec's operations onto what "
+        f"the target takes (over HTTP a method, path, query, form or JSON body; over TCP one "
+        f"request line, JSON or text; for a program its command-line words) and says where each "
+        f"value is in the answer (a JSON pointer, or a regular expression), what marks \"not "
+        f"found\" and \"not ready\", and the target's words for the spec's. Without one, the "
+        f"suite speaks ours, [the default](#the-default); a target that speaks another fails the "
+        f"requirement to speak the described protocol, and nothing else is judged. A "
+        f"requirement about a choice of our protocol's own is judged with ours, or where the "
+        f"description says where to find what it needs (its statement says which).\n\n"
+        f"{fence}sh\nconformance protocol {spec} > mine.protocol.yaml   # the default, to edit\n"
+        f"conformance run {spec} ... --protocol mine.protocol.yaml\n{fence}\n"]
+    if drafts(spec):
+        parts.append(
+            f"\nA server that publishes its OpenAPI document (FastAPI does, at `/openapi.json`) "
+            f"can have a draft made from it, each guess marked `# guessed: check` (the failure "
+            f"of a run without a description offers this command when the document is "
+            f"there):\n\n"
+            f"{fence}sh\nconformance protocol {spec} --from-url http://127.0.0.1:8888/ > "
+            f"mine.protocol.yaml\nconformance protocol {spec} --from-openapi openapi.json > "
+            f"mine.protocol.yaml\n{fence}\n")
+    found = examples(spec, path)
+    if found:
+        parts.append("\n## Worked examples\n\nStudents' programs of the fixtures, each judged "
+                     "through its own description, with the command its header gives.\n")
+    for example in found:
+        link = f"../../fixtures/{spec.replace('-', '_')}/{example.path.name}"
+        judged = (f"{fence}sh\n{example.command}\n{fence}\n" if example.command
+                  else "(its header names no command)\n")
+        changed = "; ".join(example.differs) or "nothing"
+        parts.append(
+            f"\n### [{example.path.name}]({link})\n\n{example.about}\n\nJudged with:\n\n"
+            f"{judged}\nWhat it changes from the default: {changed}.\n\n"
+            f"{fence}yaml\n{example.path.read_text(encoding='utf-8')}{fence}\n")
+    parts.append(f"\n## The default\n\n[{path.name}](../../openapi/{path.name}), our own "
+                 f"protocol:\n\n{fence}yaml\n{default}{fence}\n")
+    return "".join(parts)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -233,6 +233,11 @@ class SpecOptions:
         server on, when an option of the run fixed it (None: the command or spec decides)."""
         return None
 
+    def server_running(self) -> bool:
+        """For such a program: whether its server runs already, outside the run (an option
+        gave its URL), so that something listening on the program's port is expected."""
+        return False
+
 
 S = TypeVar("S", bound=SpecOptions)
 

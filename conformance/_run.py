@@ -205,7 +205,8 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
             assert start is not None
             target = stack.enter_context(program_target(
                 start, default_url=spec.default_url, server_port=options.spec.program_port(),
-                workdir=workdir, own_network=network.own))
+                workdir=workdir, own_network=network.own,
+                server_running=options.spec.server_running()))
         else:
             target = stack.enter_context(server_target(
                 base_url, start, default_url=spec.default_url, startup_timeout=startup_timeout,

@@ -422,10 +422,12 @@ class ProgramTarget:
 
 @contextmanager
 def program_target(command: str, *, default_url: str, server_port: int | None,
-                   workdir: Path | None = None,
-                   own_network: bool = False) -> Iterator[ProgramTarget]:
+                   workdir: Path | None = None, own_network: bool = False,
+                   server_running: bool = False) -> Iterator[ProgramTarget]:
     """The program to check; `{port}` in its command gets a free port unless one is given. On
-    a shared network (`own_network` False) a fixed port is locked for the run.
+    a shared network (`own_network` False) a fixed port is locked for the run. Something
+    listening on the port is refused, unless `server_running` says the program's server runs
+    there already.
 
     A spec with no `default_url` checks a program that talks to no server: its port is 0."""
     argv = split_command(command)
@@ -444,7 +446,7 @@ def program_target(command: str, *, default_url: str, server_port: int | None,
                 fixed_port(port, FIXED_PORT_WAIT)):
             raise TargetError(f"port {port}, where the suite plays the program's server, stayed "
                               f"taken by another run for {FIXED_PORT_WAIT:g} s")
-        if is_listening("127.0.0.1", port):
+        if not server_running and is_listening("127.0.0.1", port):
             raise TargetError(
                 f"something already listens on 127.0.0.1:{port}, where the suite puts the "
                 f"server the program talks to; stop it, or pass --server-port, or put {{port}} "

@@ -4,23 +4,28 @@ before anything runs.
 Rules: the header names at least `student`, `spec` and `target` (any order; an optional `args`
 column holds extra `conformance run` options, split like a shell would). Blank lines and lines
 whose first cell starts with `#` are skipped. A target that starts with http:// or https:// is a
-base URL, anything else a command (started from the current folder; `{port}` in it becomes a
-free port, as `conformance run` does). A line's args are checked by the same code as
-`conformance run`'s command line, against that line's spec; what the batch sets itself (the
-target, the report files, and the options declared `roster=False`, such as --seed) may not
-come from a line. Any problem is a `RosterError` naming its line.
+base URL, anything else a command (`{port}` in it becomes a free port, as `conformance run`
+does). A relative path in a line, in its command or its args (`--protocol FILE`, each a word of
+its own, or a word of a command given as one arg, as `--server-command`'s), names a file next
+to the roster, as a teacher who keeps the roster with the class's files expects; one that is
+not there is looked for where the grader stands, as `conformance run` does. A line's args are
+checked by the same code as `conformance run`'s command line, against that line's spec; what
+the batch sets itself (the target, the report files, and the options declared `roster=False`,
+such as --seed) may not come from a line. Any problem is a `RosterError` naming its line.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import shlex
 from pathlib import Path
 from typing import Literal
 
 from conformance._arguments import RaisingParser, UsageError, add_run_arguments, parse_run
 from conformance._grades import RosterLine
+from conformance._isolation import absolute_paths
 from conformance._options import core_options
 from conformance._spec import SpecError, load_spec, spec_names
 from conformance._target import TargetError, host_port, split_command
@@ -51,6 +56,29 @@ def _check_args(n: int, spec: str, kind: str, target: str, args: list[str]) -> N
                               f"line, not by a line")
 
 
+_PLAIN = re.compile(r"[\w@%+=:,./{}-]+")
+
+
+def _from(folder: Path, command: str) -> str:
+    """A command line with its relative paths to what exists in `folder` made absolute (the
+    line as it was when none are: then the run looks where the grader stands)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command  # the target's own check says why
+    found = absolute_paths(words, folder)
+    if found == words:
+        return command
+    return " ".join(w if _PLAIN.fullmatch(w) else shlex.quote(w) for w in found)
+
+
+def _args_from(folder: Path, args: list[str]) -> list[str]:
+    """A line's args with relative paths seen from `folder`: each word, and each word of an
+    arg that is itself a command line (it has spaces and is no option)."""
+    out = absolute_paths(args, folder)
+    return [_from(folder, a) if " " in a.strip() and not a.startswith("-") else a for a in out]
+
+
 def _cell(cells: list[str], columns: dict[str, int], name: str) -> str:
     i = columns.get(name)
     return cells[i] if i is not None and i < len(cells) else ""
@@ -64,6 +92,7 @@ def read_roster(path: Path) -> list[RosterLine]:
         raise RosterError(f"roster {str(path)!r}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RosterError(f"roster {str(path)!r}: cannot read it: {exc}") from None
+    folder = path.resolve().parent  # relative paths of a line are seen from here first
     reader = csv.reader(io.StringIO(text))
     columns: dict[str, int] | None = None
     known = spec_names()
@@ -95,6 +124,8 @@ def read_roster(path: Path) -> list[RosterLine]:
         seen[student, spec] = n
         kind: Literal["url", "command"] = (
             "url" if target.startswith(("http://", "https://")) else "command")
+        if kind == "command":
+            target = _from(folder, target)
         try:
             if kind == "url":
                 host_port(target)
@@ -106,7 +137,7 @@ def read_roster(path: Path) -> list[RosterLine]:
             raise RosterError(f"roster line {n}: {spec} checks a program: the target must be "
                               f"the command that runs it, not a URL")
         try:
-            args = shlex.split(_cell(cells, columns, "args"))
+            args = _args_from(folder, shlex.split(_cell(cells, columns, "args")))
         except ValueError as exc:
             raise RosterError(f"roster line {n}: cannot parse args "
                               f"{_cell(cells, columns, 'args')!r}: {exc}") from None

@@ -19,20 +19,24 @@ on this machine.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import pytest
 
 from conformance._checks import CheckFailure, CheckFailures, NotRun, requirement
-from conformance._client_run import TRACEBACK, client_env, found_note, tail, unreached_hint
+from conformance._client_run import (
+    TRACEBACK,
+    client_env,
+    ctrl_c,
+    found_note,
+    tail,
+    unreached_hint,
+)
 from conformance._options import RunOptions
 from conformance._servers import Seen
 from conformance._target import Completed, ProgramTarget, TargetError, is_listening
@@ -488,13 +492,7 @@ def test_ctrl_c_while_waiting_ends_cleanly(runs: Runs, program: ProgramTarget,
                     f"the client {how} without polling its task within {runs.long:g} s, so "
                     f"there was no wait to interrupt", expected=expected,
                     actual=tail(proc.output_tail()), reproduce=reproduce)
-            with suppress(ProcessLookupError):  # it may have ended just now
-                os.killpg(proc.popen.pid, signal.SIGINT)
-            t0 = time.monotonic()
-            try:
-                code: int | None = proc.popen.wait(timeout=INTERRUPT_GRACE)
-            except subprocess.TimeoutExpired:
-                code = None
+            code, took = ctrl_c(proc, INTERRUPT_GRACE)
             output = proc.output_tail(3000)
             if code is None:
                 raise CheckFailure(f"the client was still running {INTERRUPT_GRACE:g} s after "
@@ -508,7 +506,7 @@ def test_ctrl_c_while_waiting_ends_cleanly(runs: Runs, program: ProgramTarget,
                                    "finished", expected=expected,
                                    actual=tail(output) or "(no output)", reproduce=reproduce)
             last = output.strip().splitlines()[-1:] or ["no message"]
-            note(f"Ctrl+C: status {code} after {time.monotonic() - t0:.1f} s, {last[0]!r}")
+            note(f"Ctrl+C: status {code} after {took:.1f} s, {last[0]!r}")
         finally:
             proc.stop()
 

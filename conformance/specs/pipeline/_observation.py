@@ -1,16 +1,17 @@
-"""What the pipeline suite observes: the four services' addresses, the writer's two tables read
-and parsed, and a load run watched from its GET until its records stop coming.
+"""What the pipeline suite observes: the four services' addresses, the writer's two tables read and
+parsed, and a load run watched from its GET until its records stop coming.
 
-Rules: a run's records are the lines its tables gained (the suite drives the pipeline alone while
-it checks); a table that is not there yet (no such file, 404 from the writer) is empty, as a
-writer may make its tables when the first record comes. A table line is `|`-separated, between
-bars or not (`7 | t1 | t2` and `| 7 | t1 | t2 |` alike); its first line is a header when it holds
-no record (no integer id, no time after it), lines of dashes (a Markdown table's `|---|`) and
-the header written again are skipped; times are ISO 8601 (a date-time, naive ones read as UTC,
-or a time of day), day.month.year times or Unix seconds. `Table.describe()` says how a table was
-read, for a note. A line that does not parse is kept with None where it failed, so one bad line
-is reported, not a crash. Every request has a deadline; a watch ends when the run's GET is over
-and the table stayed still, or at a hard limit.
+Rules: the tables are read where the run's protocol description says (a route on the writer, or a
+file in --output-dir); a run's records are the lines its tables gained (the suite drives the
+pipeline alone while it checks); a table that is not there yet (no such file, 404 from the writer)
+is empty, as a writer may make its tables when the first record comes. A table line is
+`|`-separated, between bars or not (`7 | t1 | t2` and `| 7 | t1 | t2 |` alike); its first line is a
+header when it holds no record (no integer id, no time after it), lines of dashes (a Markdown
+table's `|---|`) and the header written again are skipped; times are ISO 8601 (a date-time, naive
+ones read as UTC, or a time of day), day.month.year times or Unix seconds. `Table.describe()` says
+how a table was read, for a note. A line that does not parse is kept with None where it failed, so
+one bad line is reported, not a crash. Every request has a deadline; a watch ends when the run's
+GET is over and the table stayed still, or at a hard limit.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 from conformance._checks import CheckFailure
 from conformance._http import Exchange, Http, Pending
+from conformance._protocol import Speaker
 
 ROLE_PORTS = {"client": 5000, "receiver": 5001, "processor": 5002, "writer": 5003}
 TABLES = {"records": "records.txt", "received": "received.txt"}
@@ -159,11 +161,13 @@ class Table:
     absent: str = ""  # why it is not there (yet), when it is not: it reads as empty
     bordered: bool = False  # its rows are written between bars: `| 7 | t1 | t2 |`
     rules: int = 0  # lines that only draw (`|---|---|`), skipped
+    label: str = ""  # its file's name, when not ours (TABLES)
 
     def describe(self) -> str:
         """How the table was read, in a line: header, separators and time formats."""
+        label = self.label or TABLES[self.name]
         if self.absent:
-            return f"{TABLES[self.name]}: not there ({self.absent})"
+            return f"{label}: not there ({self.absent})"
         parts = [f"the header line {self.header!r}" if self.header else "no header line",
                  "rows between bars, `| id | ... |`" if self.bordered
                  else "columns separated by `|`"]
@@ -175,10 +179,10 @@ class Table:
         else:
             parts.append("times in " + (" and ".join(formats) if formats
                                         else "no format the suite reads"))
-        return f"{TABLES[self.name]} read with " + ", ".join(parts)
+        return f"{label} read with " + ", ".join(parts)
 
 
-def parse_table(name: str, text: str, absent: str = "") -> Table:
+def parse_table(name: str, text: str, absent: str = "", label: str = "") -> Table:
     """Lines to rows: blank lines and lines of dashes skipped; the first other line is the
     header when it names columns rather than holding a record, and skipped when written again."""
     header = ""
@@ -199,7 +203,7 @@ def parse_table(name: str, text: str, absent: str = "") -> Table:
             continue  # written again, by a writer that started over
         bordered = bordered or bars
         rows.append(Row(number, line, fields))
-    return Table(name, header, tuple(rows), absent, bordered, rules)
+    return Table(name, header, tuple(rows), absent, bordered, rules, label)
 
 
 @dataclass(frozen=True)
@@ -217,64 +221,82 @@ class Snapshot:
 
 
 class Tables:
-    """Where the writer's tables are read: in --output-dir, or from the writer over HTTP."""
+    """Where the writer's tables are read, as the run's protocol description says: with a request
+    to the writer (ours: GET /files/records.txt), or from a file of the folder given with
+    --output-dir (ours: records.txt)."""
 
-    def __init__(self, writer: Http, output_dir: str | None) -> None:
-        self.writer = writer
-        self.folder = Path(output_dir) if output_dir else None
+    def __init__(self, speaker: Speaker) -> None:
+        self.speaker = speaker
+
+    def _file(self, table: str) -> Path | None:
+        """The table's file, when it is read from the output folder."""
+        if not self.speaker.reads_file(table) or self.speaker.folder is None:
+            return None
+        return self.speaker.folder / str(self.speaker.protocol.operations[table]["file"])
+
+    def label(self, table: str) -> str:
+        """The table's name as a person finds it: its file's, else the last part of its path."""
+        op = self.speaker.protocol.operations[table]
+        if "file" in op and (self.speaker.reads_file(table) or "path" not in op):
+            return str(op["file"])
+        return str(op["path"]).rstrip("/").rsplit("/", 1)[-1] or TABLES[table]
 
     @property
     def where(self) -> str:
         """The tables' place, as a person reads it."""
-        if self.folder is not None:
-            return f"the folder {self.folder}"
-        return f"the writer at {self.writer.base_url}"
+        if self.speaker.reads_file("records"):
+            return f"the folder {self.speaker.folder}"
+        op = self.speaker.protocol.operations["records"]
+        return f"the writer at {self.speaker.http_for(op).base_url}"
 
     def show(self, table: str, lines: int = 0) -> str:
         """A shell command that shows a table (its last `lines` lines when given)."""
-        name = TABLES[table]
         tail = f" | tail -n {lines}" if lines else ""
-        if self.folder is not None:
-            return f"cat {shlex.quote(str(self.folder / name))}{tail}"
-        return f"curl -sS {shlex.quote(self.writer.url('/files/' + name))}{tail}"
+        path = self._file(table)
+        if path is not None:
+            return f"cat {shlex.quote(str(path))}{tail}"
+        op = self.speaker.protocol.operations[table]
+        url = self.speaker.http_for(op).url(str(op["path"]))
+        method = "" if op.get("method", "GET") == "GET" else f" -X {op['method']}"
+        return f"curl -sS{method} {shlex.quote(url)}{tail}"
 
     def expected(self, table: str) -> str:
         """Where a table is expected, as a failure's `expected` says it."""
-        name = TABLES[table]
-        if self.folder is not None:
-            return f"the table {name} in {self.folder}"
-        return (f"200 and the table's text (or give --output-dir with the folder the writer "
-                f"writes {name} in)")
+        path = self._file(table)
+        if path is not None:
+            return f"the table {path.name} in {path.parent}"
+        op = self.speaker.protocol.operations[table]
+        return (f"the table's text at {op.get('method', 'GET')} {op['path']} on the writer, as "
+                f"{self.speaker.protocol.source.name} says (or give --output-dir with the folder "
+                f"the writer writes {self.label(table)} in)")
 
     def read_text(self, table: str, requirement: str | None = None) -> tuple[str | None, str]:
-        """A table's text, or None and why when it is not there (yet): no such file, or 404
-        from the writer. CheckFailure saying why when it cannot be read otherwise."""
-        name = TABLES[table]
-        if self.folder is not None:
-            path = self.folder / name
-            try:
-                return path.read_text(encoding="utf-8", errors="replace"), ""
-            except FileNotFoundError:
-                return None, f"no file {path}"
-            except OSError as exc:
-                raise CheckFailure(f"cannot read {path}: {exc.strerror or exc}",
-                                   expected=self.expected(table),
-                                   actual=str(exc), reproduce=self.show(table),
-                                   requirement=requirement) from None
-        ex = self.writer.get("/files/" + name, requirement=requirement)
-        if ex.status == 404:
-            return None, f"GET /files/{name} on the writer answered {ex.summary()}"
-        if ex.status != 200:
-            raise CheckFailure(
-                f"GET /files/{name} on the writer answered {ex.status}",
-                expected=self.expected(table),
-                actual=ex.summary(), reproduce=ex.curl(), requirement=requirement)
-        return ex.body.decode("utf-8", "replace"), ""
+        """A table's text, or None and why when it is not there (yet): no such file, 404 or the
+        description's not_found from the writer. CheckFailure saying why when it cannot be read
+        otherwise."""
+        got = self.speaker.call(table)
+        status = got.exchange.status if got.exchange is not None else None
+        path = self._file(table)
+        on = "" if path is not None else " on the writer"
+        if got.kind == "ok":
+            return got.text, ""
+        if got.kind == "not_found" and path is not None:
+            return None, f"no file {path}"
+        if got.kind == "not_found" or status == 404:
+            return None, f"{got.request}{on} answered {got.describe()}"
+        if got.kind == "no_answer":
+            raise CheckFailure(f"{got.request}{on}: {got.answer}", expected=self.expected(table),
+                               actual=got.answer, reproduce=got.reproduce,
+                               requirement=requirement)
+        raise CheckFailure(f"{got.request}{on} answered {status}", expected=self.expected(table),
+                           actual=got.describe(), reproduce=got.reproduce,
+                           requirement=requirement)
 
     def snapshot(self, requirement: str | None = None) -> Snapshot:
         """Both tables, read now (one that is not there yet reads as empty)."""
         read = {t: self.read_text(t, requirement) for t in ("records", "received")}
-        records, received = (parse_table(t, text or "", "" if text is not None else why)
+        records, received = (parse_table(t, text or "", "" if text is not None else why,
+                                         label=self.label(t))
                              for t, (text, why) in read.items())
         return Snapshot(time.monotonic(), records, received)
 

@@ -2,6 +2,15 @@
 four services: the client at the base URL, the others at --service ROLE=URL (default: the same
 host on ports 5001-5003), the writer's tables over HTTP or in --output-dir.
 
+The receiver, the processor and the tables are spoken to through a protocol description
+(conformance/_protocol.py): ours, openapi/pipeline.protocol.yaml, unless --protocol FILE gives
+the student's, since the assignment leaves every format open but the client's URL parameters, the
+processor's answer and the tables' columns. WRITE-01 is the one "speaks the described protocol"
+MUST, which everything but the processor's own checks rests on; a processor that does not take a
+job as described (a 4xx) leaves its checks not run, for WRITE-01 to judge. The SHOULDs about our
+formats (the client's report and errors, the receiver's answer, refusing bad bodies, the tables'
+layout) are judged only when the description is ours.
+
 Each service is checked on its own first (processor, receiver, the writer's order on records
 sent one by one), then the whole pipeline through the client: one run of 4 x 10 requests with
 delays up to 1 s, watched from its GET until its records stop coming, judged on the lines it
@@ -17,6 +26,8 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -24,13 +35,13 @@ import pytest
 from conformance._checks import CheckFailure, NotRun, requirement
 from conformance._http import Exchange, Http
 from conformance._options import RunOptions
+from conformance._protocol import Outcome, Protocol, Speaker
 from conformance._target import ServerTarget, host_port, wait_until_listening
 from conformance.specs.pipeline import Options
 from conformance.specs.pipeline._observation import (
     HEADERS,
     POLL,
     ROLE_PORTS,
-    TABLES,
     LoadRun,
     Row,
     Tables,
@@ -48,6 +59,10 @@ OUR_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)")
 CLOCK = 0.005  # seconds a wait may seem short by, from timer granularity
 TABLES_WAIT = 3.0  # seconds the tables have to appear once the receiver took a record
 LISTEN_WAIT = 3.0  # seconds a service has to listen: the others may start after the client
+OPEN = ("the assignment leaves every message format open (routes, the bodies the services "
+        "send, the tables' file names); if this pipeline speaks its own, describe it: "
+        "`conformance protocol pipeline > mine.protocol.yaml`, edit it, then `conformance run "
+        "pipeline ... --protocol mine.protocol.yaml`")
 
 
 def _query(params: dict[str, Any]) -> str:
@@ -72,9 +87,62 @@ def services(server: ServerTarget, options: RunOptions[Options]) -> Iterator[dic
 
 
 @pytest.fixture(scope="session")
-def tables(services: dict[str, Http], options: RunOptions[Options]) -> Tables:
-    """The writer's tables."""
-    return Tables(services["writer"], options.spec.output_dir)
+def protocol(options: RunOptions[Options]) -> Protocol:
+    """The run's protocol description: --protocol's, or ours."""
+    return options.spec.described()
+
+
+@pytest.fixture(scope="session")
+def speaker(protocol: Protocol, services: dict[str, Http],
+            options: RunOptions[Options]) -> Speaker:
+    """Performs the description's operations, each on the service it names."""
+    return Speaker(protocol, services["client"], services=services,
+                   folder=options.spec.output_dir)
+
+
+@pytest.fixture(scope="session")
+def tables(speaker: Speaker) -> Tables:
+    """The writer's tables, where the description says."""
+    return Tables(speaker)
+
+
+def ours_only(protocol: Protocol) -> None:
+    """Not run unless the run speaks our protocol: the requirement is about our formats."""
+    if not protocol.is_default:
+        raise NotRun(f"it is about our formats (openapi/pipeline.yaml); this run speaks the "
+                     f"protocol described in {protocol.source}")
+
+
+@dataclass
+class Sent:
+    """One operation: what it got, and the seconds from sending to its answer (or giving up)."""
+
+    outcome: Outcome
+    elapsed: float
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status, when an answer came over HTTP."""
+        return self.outcome.exchange.status if self.outcome.exchange is not None else None
+
+    @property
+    def spoken(self) -> bool:
+        """Answered, and not with a 4xx: the service took the request as described (what it
+        then did is behaviour, judged elsewhere; a 4xx says the route or body is not its own)."""
+        return self.outcome.kind != "no_answer" and not (
+            self.status is not None and 400 <= self.status < 500)
+
+    def body(self) -> Any:
+        """The answer's JSON, or None."""
+        return _body(self.outcome.exchange) if self.outcome.exchange is not None else None
+
+
+def _call(speaker: Speaker, operation: str, **args: Any) -> Sent:
+    started = time.monotonic()
+    outcome = speaker.call(operation, **args)
+    took = time.monotonic() - started
+    # The exchange's own time leaves out the wait for a thread of the pool.
+    return Sent(outcome, outcome.exchange.elapsed if outcome.exchange is not None else took)
 
 
 def _post(h: Http, path: str, body: Any, *, timeout: float | None = None,
@@ -137,25 +205,51 @@ def test_the_receiver_service_is_there(services: dict[str, Http], server: Server
     _expect_listening("receiver", services["receiver"], server)
 
 
-# --- the writer's tables -----------------------------------------------------------------------
+# --- the described protocol --------------------------------------------------------------------
+
+def _described(protocol: Protocol) -> str:
+    """The run's description, as a message names it."""
+    if protocol.is_default:
+        return f"openapi/{protocol.source.name} (ours)"
+    return str(protocol.source)
+
+
+def _expect_spoken(role: str, operation: str, sent: Sent, protocol: Protocol) -> None:
+    """Fail unless `role` took the operation as the description says (any answer but a 4xx)."""
+    if sent.spoken:
+        return
+    out = sent.outcome
+    if out.kind == "no_answer":
+        raise CheckFailure(
+            f"the {role} gave no answer to {out.request}, its operation `{operation}` as "
+            f"{_described(protocol)} describes it: {out.answer}",
+            expected=f"an answer from the {role} (is it at the URL --service {role}=URL gives?)",
+            actual=out.answer, reproduce=out.reproduce)
+    raise CheckFailure(
+        f"the {role} answered {sent.status} to {out.request}, its operation `{operation}` as "
+        f"{_described(protocol)} describes it: it does not speak that protocol; {OPEN}",
+        expected=f"the {role} taking {operation} as {protocol.source.name} says (not a 4xx)",
+        actual=out.describe(), reproduce=out.reproduce)
+
 
 @requirement("WRITE-01")
-def test_the_writers_tables_can_be_read(tables: Tables, services: dict[str, Http]) -> None:
-    """The two tables are there to read, at the writer or in --output-dir, once a record was
-    written: a writer may make them when its first record comes, so when they are not there
-    yet the receiver is sent one first."""
+def test_the_pipeline_speaks_the_described_protocol(speaker: Speaker, tables: Tables,
+                                                    protocol: Protocol) -> None:
+    """The processor and the receiver take a job as described (no 4xx), and the two tables are
+    where it says once a record was written: a writer may make them when its first record
+    comes, so the receiver's job is waited for when they are not there yet."""
+    _expect_spoken("processor", "process", _call(speaker, "process", id=_fresh_id(), delay=0),
+                   protocol)
     snap = tables.snapshot()
+    sent = _call(speaker, "receive", id=_fresh_id(), delay=0)
+    _expect_spoken("receiver", "receive", sent, protocol)
     if not snap.missing:
         return
-    names = " and ".join(TABLES[t] for t in snap.missing)
-    try:
-        ex = _post(services["receiver"], "/requests", {"id": _fresh_id(), "delay": 0}, timeout=5)
-    except CheckFailure as failure:
-        raise NotRun(f"{tables.where} has no {names} before any record, and no record could be "
-                     f"sent to have them made: {failure.message}") from None
-    if ex.status != 200:
+    names = " and ".join(tables.label(t) for t in snap.missing)
+    if sent.outcome.kind != "ok":
         raise NotRun(f"{tables.where} has no {names} before any record, and the receiver did "
-                     f"not take one to have them made: {ex.request_line} answered {ex.status}")
+                     f"not take one to have them made: {sent.outcome.request} answered "
+                     f"{sent.outcome.describe()}")
     deadline = time.monotonic() + TABLES_WAIT
     while snap.missing and time.monotonic() < deadline:
         time.sleep(POLL)
@@ -164,75 +258,89 @@ def test_the_writers_tables_can_be_read(tables: Tables, services: dict[str, Http
         table = snap.missing[0]
         absent = getattr(snap, table).absent
         raise CheckFailure(
-            f"{tables.where} has no {TABLES[table]}, {TABLES_WAIT:g} s after the receiver took "
-            f"a record ({ex.request_line} answered 200)", expected=tables.expected(table),
-            actual=absent, reproduce=f"{ex.curl()}; sleep {TABLES_WAIT:g}; {tables.show(table)}")
+            f"{tables.where} has no {tables.label(table)}, {TABLES_WAIT:g} s after the receiver "
+            f"took a record ({sent.outcome.request} answered {sent.status}), where "
+            f"{_described(protocol)} says it is; {OPEN}", expected=tables.expected(table),
+            actual=absent, reproduce=f"{sent.outcome.reproduce}; sleep {TABLES_WAIT:g}; "
+                                     f"{tables.show(table)}")
 
 
 # --- the processor -----------------------------------------------------------------------------
 
+def _processed(speaker: Speaker, protocol: Protocol, delay: float) -> Sent:
+    """One job sent to the processor as described; not run when it does not take it so (the
+    pipeline does not speak the described protocol, which is WRITE-01's to judge)."""
+    sent = _call(speaker, "process", id=_fresh_id(), delay=delay)
+    out = sent.outcome
+    if out.kind == "no_answer":
+        raise CheckFailure(f"{out.request}: {out.answer}", expected="an answer",
+                           actual=out.answer, reproduce=out.reproduce)
+    if not sent.spoken:
+        raise NotRun(f"the processor answered {sent.status} to {out.request}: it does not take "
+                     f"a job as {_described(protocol)} describes it (WRITE-01 judges whether "
+                     f"the pipeline speaks that protocol); {OPEN}")
+    return sent
+
+
 @requirement("PROC-01")
-def test_processor_answers_ok(services: dict[str, Http]) -> None:
-    """POST /process answers 200 {"asyncAnswer": "Ok"}."""
-    ex = _post(services["processor"], "/process", {"id": _fresh_id(), "delay": 0})
-    if ex.status != 200 or _body(ex) != {"asyncAnswer": "Ok"}:
-        raise CheckFailure(f"{ex.request_line} answered {ex.status}",
-                           expected='200 and the JSON object {"asyncAnswer": "Ok"}',
-                           actual=ex.summary(), reproduce=ex.curl())
+def test_processor_answers_ok(speaker: Speaker, protocol: Protocol) -> None:
+    """A job sent as described is answered with a good status and {"asyncAnswer": "Ok"}."""
+    sent = _processed(speaker, protocol, 0)
+    out = sent.outcome
+    if out.kind != "ok" or sent.body() != {"asyncAnswer": "Ok"}:
+        raise CheckFailure(f"{out.request} answered {sent.status}",
+                           expected='a good answer (ours: 200) and exactly the JSON object '
+                                    '{"asyncAnswer": "Ok"}',
+                           actual=out.describe(), reproduce=out.reproduce)
 
 
 @requirement("PROC-02")
-def test_processor_waits_the_delay(services: dict[str, Http]) -> None:
+def test_processor_waits_the_delay(speaker: Speaker, protocol: Protocol) -> None:
     """A delay of 0.5 s is answered after 0.5 s and within 1.5 s."""
     delay = 0.5
-    ex = _post(services["processor"], "/process", {"id": _fresh_id(), "delay": delay},
-               timeout=delay + 5)
-    if not delay - CLOCK <= ex.elapsed <= delay + SLACK["processor"]:
-        raise CheckFailure(f"a delay of {delay:g} s was answered after {ex.elapsed:.3f} s",
+    sent = _processed(speaker, protocol, delay)
+    if not delay - CLOCK <= sent.elapsed <= delay + SLACK["processor"]:
+        raise CheckFailure(f"a delay of {delay:g} s was answered after {sent.elapsed:.3f} s",
                            expected=f"an answer after {delay:g} to "
                                     f"{delay + SLACK['processor']:g} s",
-                           actual=f"{ex.elapsed:.3f} s: {ex.summary()}", reproduce=ex.curl())
+                           actual=f"{sent.elapsed:.3f} s: {sent.outcome.describe()}",
+                           reproduce=sent.outcome.reproduce)
 
 
 @requirement("PROC-03")
-def test_processor_waits_without_blocking(services: dict[str, Http]) -> None:
+def test_processor_waits_without_blocking(speaker: Speaker) -> None:
     """Ten requests of 1 s at once are all answered within 2 s."""
-    processor = services["processor"]
     count, delay, limit = 10, 1.0, 2.0
     started = time.monotonic()
-    pending = [processor.request_soon("POST", "/process", headers=JSON, timeout=limit + 2,
-                                      content=json.dumps({"id": _fresh_id(),
-                                                          "delay": delay}).encode())
-               for _ in range(count)]
-    answers: list[Exchange] = []
-    for p in pending:
-        try:
-            answers.append(p.result())
-        except CheckFailure as failure:
-            raise CheckFailure(f"of {count} requests of {delay:g} s sent at once, one got no "
-                               f"answer within {limit + 2:g} s: the processor waits one at a "
-                               f"time", expected=f"all answered within {limit:g} s",
-                               actual=failure.actual,
-                               reproduce=_parallel_curl(processor)) from None
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(pool.map(lambda _: _call(speaker, "process", id=_fresh_id(),
+                                                delay=delay), range(count)))
     took = time.monotonic() - started
-    if took > limit or any(a.status != 200 for a in answers):
-        statuses = sorted(a.status for a in answers)
+    reproduce = _parallel(answers[0].outcome.reproduce, count)
+    silent = [a for a in answers if a.outcome.kind == "no_answer"]
+    if silent:
+        raise CheckFailure(f"of {count} requests of {delay:g} s sent at once, one got no "
+                           f"answer: the processor waits one at a time",
+                           expected=f"all answered within {limit:g} s",
+                           actual=silent[0].outcome.answer, reproduce=reproduce)
+    if took > limit or any(a.outcome.kind != "ok" for a in answers):
+        statuses = sorted(a.status or 0 for a in answers)
         raise CheckFailure(f"{count} requests of {delay:g} s sent at once took {took:.2f} s",
-                           expected=f"all answered 200 within {limit:g} s",
+                           expected=f"all answered as described within {limit:g} s",
                            actual=f"{took:.2f} s; statuses {statuses}; slowest "
                                   f"{max(a.elapsed for a in answers):.2f} s",
-                           reproduce=_parallel_curl(processor))
+                           reproduce=reproduce)
 
 
-def _parallel_curl(processor: Http) -> str:
-    url = processor.url("/process")
-    return ("time (for i in $(seq 10); do curl -sS -H 'Content-Type: application/json' "
-            f"--data-binary '{{\"id\": '$i', \"delay\": 1}}' '{url}' & done; wait)")
+def _parallel(line: str, count: int) -> str:
+    return f"time (for i in $(seq {count}); do {line} & done; wait)"
 
 
 @requirement("PROC-04")
-def test_processor_refuses_what_is_not_a_job(services: dict[str, Http]) -> None:
+def test_processor_refuses_what_is_not_a_job(services: dict[str, Http],
+                                             protocol: Protocol) -> None:
     """Bodies that are not a job get 400 with a detail, at once."""
+    ours_only(protocol)
     processor = services["processor"]
     for body in ({"id": 1}, {"id": 1, "delay": -1}, {"id": 1, "delay": "soon"},
                  {"id": 1, "delay": 61}, [1, 0.5], b"not json"):
@@ -243,27 +351,29 @@ def test_processor_refuses_what_is_not_a_job(services: dict[str, Http]) -> None:
 # --- the receiver, and the writer's order on records sent one by one ---------------------------
 
 @pytest.fixture(scope="session")
-def one_by_one(services: dict[str, Http], tables: Tables) -> dict[str, Any]:
-    """Records sent to the receiver directly: X alone (delay 0), then A (1.5 s) and, 0.2 s
+def one_by_one(speaker: Speaker, tables: Tables) -> dict[str, Any]:
+    """Records sent to the receiver directly: X alone (delay 0.3 s), then A (1.5 s) and, 0.2 s
     later, B (0 s), which must wait for A. What came back, and when each was in the table."""
-    receiver = services["receiver"]
     before = len(tables.snapshot().records.rows)
     x = _fresh_id()
     seen: dict[str, Any] = {}
     started = time.monotonic()
-    ex = _post(receiver, "/requests", {"id": x, "delay": 0.3}, timeout=5, requirement="RECV-01")
-    seen["x"] = (x, 0.3, ex)
+    sent = _call(speaker, "receive", id=x, delay=0.3)
+    if sent.outcome.kind == "no_answer":
+        raise CheckFailure(f"{sent.outcome.request}: {sent.outcome.answer}", expected="an answer",
+                           actual=sent.outcome.answer, reproduce=sent.outcome.reproduce,
+                           requirement="RECV-01")
+    seen["x"] = (x, 0.3, sent)
     snap, at = tables.wait_for({str(x)}, before, 3.0)
-    seen["x_written"] = None if at is None else at - (started + ex.elapsed)
+    seen["x_written"] = None if at is None else at - (started + sent.elapsed)
     a, b = _fresh_id(), _fresh_id()
     since = len(snap.records.rows)
-    sent_a = time.monotonic()
-    pa = receiver.request_soon("POST", "/requests", headers=JSON, timeout=6,
-                               content=json.dumps({"id": a, "delay": 1.5}).encode())
-    time.sleep(0.2)
-    pb = receiver.request_soon("POST", "/requests", headers=JSON, timeout=6,
-                               content=json.dumps({"id": b, "delay": 0}).encode())
-    ea, eb = pa.result(), pb.result()
+    with ThreadPoolExecutor(2) as pool:
+        sent_a = time.monotonic()
+        pa = pool.submit(_call, speaker, "receive", id=a, delay=1.5)
+        time.sleep(0.2)
+        pb = pool.submit(_call, speaker, "receive", id=b, delay=0)
+        ea, eb = pa.result(), pb.result()
     answered_a = sent_a + ea.elapsed
     snap, at = tables.wait_for({str(a), str(b)}, since, 3.0)
     seen.update(a=(a, ea), b=(b, eb), ab_written=None if at is None else at - answered_a,
@@ -273,39 +383,45 @@ def one_by_one(services: dict[str, Http], tables: Tables) -> dict[str, Any]:
 
 @requirement("RECV-01")
 def test_receiver_answers_once_processed_and_hands_the_record_on(
-        one_by_one: dict[str, Any], tables: Tables) -> None:
-    """POST /requests answers 200 naming the id after the delay, and the record is written."""
-    x, delay, ex = one_by_one["x"]
-    body = _body(ex)
-    if ex.status != 200 or not isinstance(body, dict) or str(body.get("id")) != str(x):
-        raise CheckFailure(f"{ex.request_line} answered {ex.status}",
-                           expected=f'200 and a JSON object with "id": {x}',
-                           actual=ex.summary(), reproduce=ex.curl())
-    if ex.elapsed < delay - CLOCK:
+        one_by_one: dict[str, Any], tables: Tables, protocol: Protocol) -> None:
+    """A job sent as described is answered well (naming the id, where the description says it
+    does) after the delay, and the record is written."""
+    x, delay, sent = one_by_one["x"]
+    out = sent.outcome
+    named = out.values.get("id")
+    if out.kind != "ok" or (named is not None and str(named) != str(x)):
+        said = ("" if "id" not in protocol.operations["receive"]["answer"]
+                else f", naming the id {x} where {protocol.source.name} says")
+        raise CheckFailure(f"{out.request} answered {sent.status}",
+                           expected=f"a good answer (ours: 200){said}",
+                           actual=out.describe(), reproduce=out.reproduce)
+    if sent.elapsed < delay - CLOCK:
         raise CheckFailure(f"a request with a delay of {delay:g} s was answered after "
-                           f"{ex.elapsed:.3f} s, before it could have been processed",
+                           f"{sent.elapsed:.3f} s, before it could have been processed",
                            expected=f"an answer after at least {delay:g} s",
-                           actual=f"{ex.elapsed:.3f} s", reproduce=ex.curl())
+                           actual=f"{sent.elapsed:.3f} s", reproduce=out.reproduce)
     if one_by_one["x_written"] is None:
         raise CheckFailure(f"the record of id {x} was not in the table 3 s after the "
                            f"receiver's answer", expected=f"a line for id {x}",
                            actual=f"no such line in {tables.where}",
-                           reproduce=f"{ex.curl()}; sleep 3; {tables.show('records', 5)}")
+                           reproduce=f"{out.reproduce}; sleep 3; {tables.show('records', 5)}")
 
 
 @requirement("RECV-02")
 def test_receivers_answer_and_errors_are_ours(one_by_one: dict[str, Any],
-                                              services: dict[str, Http]) -> None:
+                                              services: dict[str, Http],
+                                              protocol: Protocol) -> None:
     """The answer gives receive_time and asyncAnswer; a body that is not a job gets 400."""
-    _, _, ex = one_by_one["x"]
-    body = _body(ex)
+    ours_only(protocol)
+    _, _, sent = one_by_one["x"]
+    body = sent.body()
     if not (isinstance(body, dict) and body.get("asyncAnswer") == "Ok"
             and isinstance(body.get("receive_time"), str)
             and parse_time(body["receive_time"]) is not None):
-        raise CheckFailure(f"{ex.request_line}: the answer is not ours",
+        raise CheckFailure(f"{sent.outcome.request}: the answer is not ours",
                            expected='{"id": ..., "receive_time": an ISO 8601 time, '
                                     '"asyncAnswer": "Ok"}',
-                           actual=ex.summary(), reproduce=ex.curl())
+                           actual=sent.outcome.describe(), reproduce=sent.outcome.reproduce)
     for bad in ({"delay": 0}, {"id": 1, "delay": -1}, {"id": "one", "delay": 0}, b"not json"):
         _expect_400(_post(services["receiver"], "/requests", bad, timeout=3),
                     f"the body {bad!r}")
@@ -315,7 +431,7 @@ def test_receivers_answer_and_errors_are_ours(one_by_one: dict[str, Any],
 def test_each_record_is_written_as_soon_as_its_turn_comes(one_by_one: dict[str, Any],
                                                           tables: Tables) -> None:
     """A record alone is written within 1 s; one behind a slower one, within 1 s of it."""
-    x, _, ex = one_by_one["x"]
+    x, _, sent = one_by_one["x"]
     limit = SLACK["written"]
     took = one_by_one["x_written"]
     if took is None or took > limit:
@@ -324,11 +440,13 @@ def test_each_record_is_written_as_soon_as_its_turn_comes(one_by_one: dict[str, 
             f"the receiver's answer (a writer that waits for the end of a run, or sorts later)",
             expected=f"the line within {limit:g} s",
             actual="not within 3 s" if took is None else f"after {took:.2f} s",
-            reproduce=f"{ex.curl()}; sleep {limit:g}; {tables.show('records', 3)}")
+            reproduce=f"{sent.outcome.reproduce}; sleep {limit:g}; "
+                      f"{tables.show('records', 3)}")
     (a, ea), (b, eb) = one_by_one["a"], one_by_one["b"]
     took = one_by_one["ab_written"]
-    if ea.status != 200 or eb.status != 200:
-        raise NotRun(f"the receiver answered {ea.status} and {eb.status} to ids {a} and {b}")
+    if ea.outcome.kind != "ok" or eb.outcome.kind != "ok":
+        raise NotRun(f"the receiver answered {ea.outcome.describe()} and "
+                     f"{eb.outcome.describe()} to ids {a} and {b}")
     if took is None or took > limit:
         raise CheckFailure(
             f"id {b} (no delay), which waited behind id {a} (1.5 s), was not written within "
@@ -337,8 +455,9 @@ def test_each_record_is_written_as_soon_as_its_turn_comes(one_by_one: dict[str, 
             reproduce=_ab_reproducer(ea, eb, tables))
 
 
-def _ab_reproducer(ea: Exchange, eb: Exchange, tables: Tables) -> str:
-    return f"({ea.curl()} &); sleep 0.2; {eb.curl()}; sleep 2; {tables.show('records', 3)}"
+def _ab_reproducer(ea: Sent, eb: Sent, tables: Tables) -> str:
+    return (f"({ea.outcome.reproduce} &); sleep 0.2; {eb.outcome.reproduce}; sleep 2; "
+            f"{tables.show('records', 3)}")
 
 
 @requirement("PIPE-03", needs=("RECV-01",))  # records sent to the receiver: no load run
@@ -467,8 +586,9 @@ def test_both_tables_hold_the_run_in_the_same_order(load: LoadRun, tables: Table
 
 
 @requirement("LOAD-02")
-def test_client_reports_the_run(load: LoadRun) -> None:
+def test_client_reports_the_run(load: LoadRun, protocol: Protocol) -> None:
     """The answer is our JSON report, agreeing with the records."""
+    ours_only(protocol)
     assert load.answer is not None
     body = _body(load.answer)
     want = {"connection_count": RUN["connection_count"],
@@ -497,9 +617,10 @@ def test_client_reports_the_run(load: LoadRun) -> None:
 
 @requirement("WRITE-02")
 def test_tables_are_in_our_format(load: LoadRun, tables: Tables,
-                                  services: dict[str, Http]) -> None:
+                                  services: dict[str, Http], protocol: Protocol) -> None:
     """Our headers, " | " between columns, ISO times with offset and microseconds, and
     GET /records listing the same records."""
+    ours_only(protocol)
     assert load.after is not None
     for name in ("records", "received"):
         table = getattr(load.after, name)
@@ -566,8 +687,10 @@ def _refused_runs_write(services: dict[str, Http], tables: Tables) -> tuple[Row,
 
 
 @requirement("LOAD-03")
-def test_client_refuses_bad_parameters(services: dict[str, Http], tables: Tables) -> None:
+def test_client_refuses_bad_parameters(services: dict[str, Http], tables: Tables,
+                                       protocol: Protocol) -> None:
     """Bad parameters get 400 with a detail, and nothing is sent."""
+    ours_only(protocol)
     after = _refused_runs_write(services, tables)
     if after:
         # An earlier run's last records may still be coming (a slow client's): once the table

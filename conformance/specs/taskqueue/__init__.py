@@ -7,36 +7,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conformance._options import OptionError, SpecOptions, option, positive
+from conformance._options import option, positive
+from conformance._protocol import ProtocolOptions
 
 # The abstract operations the suite performs, and the values each must give.
 OPERATIONS: dict[str, tuple[str, ...]] = {
     "submit": ("id",), "status": ("status",), "result": ("result",)}
 
 
-def protocol_file(text: str) -> str:
-    """A description that loads and validates for this spec, as an absolute path (a usage error
-    with the schema's message otherwise)."""
-    from pathlib import Path
-
-    from conformance import _protocol  # only when the flag is given: it imports jsonschema
-
-    try:
-        _protocol.load(text, spec="taskqueue", operations=OPERATIONS)
-    except _protocol.ProtocolError as exc:
-        raise OptionError(str(exc)) from exc
-    return str(Path(text).resolve())
-
-
 @dataclass(frozen=True)
-class Options(SpecOptions):
-    """The task server's options."""
+class Options(ProtocolOptions):
+    """The task server's options, --protocol among them (shared with the other specs whose
+    protocol is open: one flag, one declaration)."""
+
+    PROTOCOL_SPEC = "taskqueue"
+    PROTOCOL_OPERATIONS = OPERATIONS
 
     time_scale: float = option(
         1.0, parse=positive, metavar="F",
         help="for a task server started with its delays multiplied by F (our reference's "
              "--time-scale): expect them so (%(default)s: the real delays)")
-    protocol: str | None = option(
-        None, parse=protocol_file, metavar="FILE",
-        help="a description of the server's protocol (the assignment leaves it open); "
-             "`conformance protocol taskqueue` prints ours, the default, to start from")

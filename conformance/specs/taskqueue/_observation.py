@@ -464,29 +464,34 @@ def judge_no_early_result(batch: Batch) -> CheckFailure | None:
     return None
 
 
+TIMES = ("queued_at", "started_at", "finished_at")
+
+
 def judge_times(batch: Batch) -> CheckFailure | None:
     """TQ-16: RFC 3339 times, null until they happen, in order, one task after another, each
-    running at least its delay."""
+    running at least its delay; read from each status answer where the description locates
+    them (optional values of the status operation)."""
     previous: tuple[Watched, datetime] | None = None
     for w in batch.live():
         for poll in w.polls:
-            body = poll.body()
-            if poll.status not in STATUSES or not isinstance(body, dict):
+            shown = poll.outcome.values
+            if poll.status not in STATUSES or poll.outcome.kind != "ok":
                 continue
-            names = ("queued_at", "started_at", "finished_at")
-            missing = [n for n in names if n not in body]
+            missing = [n for n in TIMES if n not in shown]
             if missing:
                 return CheckFailure(f"{w.label}: the task has no {', '.join(missing)}",
                                     expected="queued_at, started_at and finished_at",
                                     actual=poll.describe(), reproduce=poll.reproduce())
             happened = {"queued": 1, "running": 2}.get(poll.status, 3)
-            times = [parse_time(body[n]) for n in names]
-            for k, (name, moment) in enumerate(zip(names, times, strict=True)):
+            times = [parse_time(shown[n]) for n in TIMES]
+            for k, (name, moment) in enumerate(zip(TIMES, times, strict=True)):
                 if (k < happened) != (moment is not None) and not (
                         poll.status == "failed" and name == "started_at"):
                     want = "an RFC 3339 time with its offset" if k < happened else "null"
-                    return CheckFailure(f"{w.label} is {poll.status} and its {name} is "
-                                        f"{body[name]!r}", expected=f"{name}: {want}",
+                    what = (f"{shown[name]!r}, not {want}" if shown[name] is not None
+                            and k < happened else repr(shown[name]))
+                    return CheckFailure(f"{w.label} is {poll.status} and its {name} is {what}",
+                                        expected=f"{name}: {want}",
                                         actual=poll.describe(), reproduce=poll.reproduce())
             present = [t for t in times if t is not None]
             if present != sorted(present):

@@ -2,9 +2,10 @@
 
 The suite speaks to the server through a protocol description (conformance/_protocol.py): ours,
 openapi/taskqueue.protocol.yaml, unless --protocol FILE gives the student's, since the assignment
-leaves the protocol open. The behaviour MUSTs are judged through it whatever it says; the SHOULDs
-about our protocol's own choices (201, the times, 409 with the status, refusing bad bodies,
-fuzzing against openapi/taskqueue.yaml) are judged only when the description is ours.
+leaves the protocol open. The behaviour MUSTs are judged through it whatever it says; the times
+(TQ-16) and the not-ready answer naming the status (TQ-18) wherever the description locates them
+(optional values), not run where it does not; the SHOULDs about our protocol's own choices (201,
+refusing bad bodies, fuzzing against openapi/taskqueue.yaml) only when the description is ours.
 
 Most requirements are judged on one observation (_observation.py): eight tasks, the
 seed's examples and any-Unicode ones, submitted back to back and watched from outside until done,
@@ -31,6 +32,7 @@ from conformance.specs.taskqueue import OPERATIONS, Options
 from conformance.specs.taskqueue._observation import (
     DELAYS,
     STATUSES,
+    TIMES,
     Batch,
     Watched,
     expected_seconds,
@@ -78,6 +80,22 @@ def ours_only(protocol: Protocol) -> None:
                      f"run speaks the one described in {protocol.source}")
 
 
+def located(protocol: Protocol, operation: str, names: tuple[str, ...]) -> None:
+    """Not run unless the description says where `operation`'s answer has `names` (optional
+    values a server of its own protocol may not show)."""
+    answer = protocol.operations[operation]["answer"]
+    missing = [n for n in names if n not in answer]
+    if missing:
+        raise NotRun(f"the description ({protocol.source.name}) does not locate "
+                     f"{', '.join(missing)} in the {operation} answer (optional values: "
+                     f"`conformance protocol taskqueue` shows how)")
+
+
+def _shown(condition: dict[str, Any]) -> str:
+    """A description's condition or locator as one line of YAML-like text."""
+    return ", ".join(f"{k}: {v}" for k, v in condition.items())
+
+
 def raise_if(failure: CheckFailure | None) -> None:
     """Raise a judge's failure, if it found one."""
     if failure is not None:
@@ -111,21 +129,34 @@ def check_transform(batch: Batch, task_type: int) -> None:
 
 # MUST ---------------------------------------------------------------------------------------
 
+def offer_draft(http: Http) -> str:
+    """The draft command, for a server that answers HTTP and publishes its OpenAPI document at
+    /openapi.json (FastAPI does); "" otherwise."""
+    from conformance._draft import publishes
+
+    if not publishes(http):
+        return ""
+    return (f"; it publishes its OpenAPI document, from which `conformance protocol taskqueue "
+            f"--from-url {http.base_url} > mine.protocol.yaml` drafts a description (check the "
+            f"lines marked as guesses)")
+
+
 @requirement("TQ-01")
-def test_speaks_the_described_protocol(batch: Batch, protocol: Protocol) -> None:
+def test_speaks_the_described_protocol(batch: Batch, protocol: Protocol, http: Http) -> None:
     """The first task of the batch, submitted as the description says, gets an id."""
     first = batch.watched[0]
     sub = first.submitted
     if first.id is not None:
         return
     described = f"the protocol of {protocol.source.name}"
+    draft = offer_draft(http) if sub.exchange is not None else ""
     if not sub.answered:
         raise CheckFailure(f"submitting {first.label} got no answer: {sub.describe()}; "
                            f"if it speaks a protocol of its own, {OPEN}",
                            expected=f"an answer in {described}", actual=sub.describe(),
                            reproduce=sub.reproduce())
     raise CheckFailure(f"submitting {first.label} as {described} says ({sub.outcome.request}) "
-                       f"gave no task id; {OPEN}",
+                       f"gave no task id; {OPEN}{draft}",
                        expected=f"a task id where {protocol.source.name} says",
                        actual=sub.describe(), reproduce=sub.reproduce())
 
@@ -287,8 +318,9 @@ def test_submitting_answers_201_with_the_task(batch: Batch, protocol: Protocol) 
 
 @requirement("TQ-16")
 def test_times_tell_the_same_story(batch: Batch, protocol: Protocol) -> None:
-    """queued_at, started_at, finished_at: RFC 3339, in order, one task after another."""
-    ours_only(protocol)
+    """queued_at, started_at, finished_at: RFC 3339, in order, one task after another (where
+    the description locates them in the status answer)."""
+    located(protocol, "status", TIMES)
     raise_if(judge_times(batch))
 
 
@@ -312,20 +344,28 @@ def test_unknown_id_is_not_found(speaker: Speaker, protocol: Protocol) -> None:
 
 @requirement("TQ-18")
 def test_result_before_done_is_409(batch: Batch, protocol: Protocol) -> None:
-    """The result of a task not done yet answers 409 with its status."""
-    ours_only(protocol)
+    """The result of a task not done yet answers "not ready" with its status (409 and "status"
+    in ours), where the description says what marks it and where the status is."""
+    located(protocol, "result", ("status",))
+    mark = protocol.operations["result"].get("not_ready")
+    if mark is None:
+        raise NotRun(f"{protocol.source.name} does not say what marks a result that is not "
+                     f"ready (not_ready)")
     early = [(w, status, asked) for w in batch.live() for status, asked in w.early]
     if not early:
         raise NotRun("no task was seen queued or running, so no result was asked for early")
+    where = protocol.operations["result"]["answer"]["status"]
     for w, status, asked in early:
         later = [p for p in w.polls if p.sent >= asked.received and p.status == status]
         if not later:
             continue  # it may have moved on meanwhile: then the answer could rightly differ
-        body_status = status_of(asked.body())
-        if asked.exchange is None or asked.exchange.status != 409 or body_status != status:
+        named = asked.outcome.values.get("status")
+        if asked.outcome.kind != "not_ready" or named != status:
+            expected = (f'409 and a JSON object with "status": "{status}"' if protocol.is_default
+                        else f"not ready ({_shown(mark)}) with the status {status!r} at "
+                             f"{_shown(where)}")
             raise CheckFailure(f"asked while {w.label} was {status}, the result request "
-                               f"answered {asked.describe()}",
-                               expected=f'409 and a JSON object with "status": "{status}"',
+                               f"answered {asked.describe()}", expected=expected,
                                actual=asked.describe(), reproduce=asked.reproduce())
 
 
