@@ -12,6 +12,9 @@ Rules:
   namespace of its own with its own loopback (Linux: `unshare(CLONE_NEWNET)`, inside a user
   namespace of its own when not root), so the fixed ports of the assignments (8888, 5000-5003)
   never collide: thirty runs bind 8888 at once, each its own.
+- A program under a box (conformance/_box/) also gets a mount namespace of its own, made by
+  the launcher (`launched(argv, binds)`), which shows it our resolv.conf, hosts and CA; a box
+  runs only where `in_own_network()`.
 - Where no namespace can be had (a kernel that refuses them, not Linux), or the run must reach
   something outside it (a target by URL, a service or Redis the grader started, a crawler on
   another machine), the run shares the machine's network: a fixed port is then locked across
@@ -65,9 +68,12 @@ def target_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def launched(argv: Sequence[str]) -> list[str]:
-    """`argv` started through the launcher, which resets signals before it becomes `argv`."""
-    return [sys.executable, "-I", "-S", str(LAUNCHER), *argv]
+def launched(argv: Sequence[str], binds: Sequence[tuple[Path, Path]] = ()) -> list[str]:
+    """`argv` started through the launcher, which resets signals before it becomes `argv`;
+    each of `binds` (SOURCE, TARGET) shows it the file SOURCE at TARGET (a mount namespace of
+    its own; the box's resolver and CA, conformance/_box/)."""
+    words = [w for source, target in binds for w in ("--bind", f"{source}={target}")]
+    return [sys.executable, "-I", "-S", str(LAUNCHER), *words, "--", *argv]
 
 
 def absolute_paths(argv: Sequence[str], where: Path | None = None) -> list[str]:
@@ -147,7 +153,24 @@ def enter_own_network() -> str:
         # Half made: no loopback would fail every check, so say so rather than go on.
         raise RuntimeError(f"a network namespace was made but its loopback could not be "
                            f"brought up: {exc}") from exc
+    global _entered
+    _entered = True
     return ""
+
+
+_entered = False  # whether enter_own_network() moved this process
+
+
+def in_own_network() -> bool:
+    """Whether this process is in a network namespace other than the machine's: one
+    enter_own_network() made, or one it was started in (`unshare -n`), where that can be told
+    (the first process's namespace is readable by root only)."""
+    if _entered:
+        return True
+    try:
+        return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
+    except OSError:
+        return False
 
 
 # -- a shared network: fixed ports locked, listeners checked ------------------------------------

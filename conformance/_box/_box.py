@@ -1,0 +1,139 @@
+"""The box as one object: a local internet of planned sites (conformance/_box/_plan.py) that a
+program under test reaches by name, over HTTP and HTTPS, without any change to its code.
+
+Rules: a box runs inside the run's own network namespace only (BoxUnavailable says so once, with
+what to do, elsewhere); it allocates the sites' addresses itself, so `Box.sites` (not the plan
+given) is what it serves; the programs it serves are started with `command(argv)` (or
+`launch_prefix(argv)` + argv) and `env()`, which show them our resolver and CA through the
+launcher; it owns what it starts (resolver, hosts) and stops them on leaving, errors included;
+the observations are the parts' own, passed through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from conformance._box._dns import Query, Resolver
+from conformance._box._hosts import Hit, Hosts
+from conformance._box._namespace import (
+    binds,
+    ca_env,
+    check_available,
+    resolver_timeout,
+    write_view,
+)
+from conformance._box._plan import Site, allocate
+from conformance._box._tls import TlsMaterial
+from conformance._isolation import launched
+
+
+class Box:
+    """A local internet of `sites` (planned, not yet allocated), its files in `folder`;
+    `dns_delay` holds every DNS answer that long (so a program's queries overlap and
+    `peak_dns_in_flight` shows its resolver's concurrency). A context manager: entering
+    starts it, leaving stops it."""
+
+    def __init__(self, sites: Iterable[Site], folder: Path, dns_delay: float = 0.0) -> None:
+        self.sites: tuple[Site, ...] = allocate(sites)
+        self.folder = Path(folder)
+        self.dns_delay = dns_delay
+        self.resolver_timeout = resolver_timeout(dns_delay)  # resolv.conf's timeout:, seconds
+        self._by_name = {site.name: site for site in self.sites}
+        self.tls: TlsMaterial | None = None
+        self.resolver: Resolver | None = None
+        self.hosts: Hosts | None = None
+        self._view: dict[str, Path] = {}
+        self.start_seconds: dict[str, float] = {}  # how long each part took to start
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check that a box can run here, then make the CA, write the program's view, start
+        the resolver and the hosts (BoxUnavailable, or OSError when a part cannot start;
+        whatever had started is stopped first)."""
+        clock = time.monotonic()
+        check_available(self.folder)
+        self._lap("check", clock)
+        try:
+            clock = time.monotonic()
+            self.tls = TlsMaterial(self.folder / "tls")
+            self._view = write_view(self.folder / "etc", self.dns_delay)
+            self._lap("files", clock)
+            clock = time.monotonic()
+            self.resolver = Resolver(self.sites, self.dns_delay)
+            self.resolver.start()
+            self._lap("resolver", clock)
+            clock = time.monotonic()
+            self.hosts = Hosts(self.sites, self.tls)
+            self.hosts.start()
+            self._lap("hosts", clock)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the hosts and the resolver (idempotent); what they observed stays readable."""
+        if self.hosts is not None:
+            self.hosts.stop()
+        if self.resolver is not None:
+            self.resolver.stop()
+
+    def __enter__(self) -> Box:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _lap(self, part: str, since: float) -> None:
+        self.start_seconds[part] = time.monotonic() - since
+
+    # -- starting a program under the box ----------------------------------------------------
+
+    @property
+    def ca_file(self) -> Path:
+        """The bundle (PEM) of the box's CA, the one a program must trust."""
+        if self.tls is None:
+            raise RuntimeError("the box is not started")
+        return self.tls.ca_file
+
+    def launch_prefix(self, argv: Sequence[str] = ()) -> list[str]:
+        """The launcher's words that start a program under the box (append its argv): our
+        resolv.conf, hosts and nsswitch.conf, and our CA over the system bundles and certifi's
+        (of the interpreter `argv` names, when given, and of ours)."""
+        return launched([], binds(self._view, self.ca_file, argv))
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """`argv` started under the box (the launcher's words, then `argv`)."""
+        return [*self.launch_prefix(argv), *argv]
+
+    def env(self) -> dict[str, str]:
+        """Variables to add to a program's environment: the box's CA for OpenSSL, requests
+        and curl (certifi's file is covered by the launcher's binds)."""
+        return ca_env(self.ca_file)
+
+    # -- what it observed ------------------------------------------------------------------
+
+    def site(self, name: str) -> Site:
+        """The allocated site of `name` (any case, trailing dot ignored); KeyError if none."""
+        return self._by_name[name.lower().rstrip(".")]
+
+    @property
+    def peak_connections(self) -> int:
+        """Most connections open at once on the hosts, over all sites and ports."""
+        return self.hosts.peak_connections if self.hosts is not None else 0
+
+    @property
+    def peak_dns_in_flight(self) -> int:
+        """Most DNS queries received and not yet answered at once."""
+        return self.resolver.peak_in_flight if self.resolver is not None else 0
+
+    def seen(self, name: str | None = None) -> list[Hit]:
+        """The requests the hosts received: all, or site `name`'s."""
+        return self.hosts.seen(name) if self.hosts is not None else []
+
+    def queries(self) -> list[Query]:
+        """The DNS queries the resolver received, in order of arrival."""
+        return self.resolver.queries() if self.resolver is not None else []

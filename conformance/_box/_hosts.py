@@ -1,0 +1,460 @@
+"""The box's web hosts: ports 80 (HTTP) and 443 (HTTPS) of every site, each on the site's own
+loopback address, answering as the plan says, faults included, and recording every request.
+
+Rules:
+- A port where some site REFUSES has one listening socket per other site, bound to its address
+  (a wildcard would accept where the refusal must be real); any other port has one wildcard
+  socket, 0.0.0.0 (10,000 sites refusing on both ports would need 20,000 sockets, more than a
+  hard limit of 20,000 descriptors allows with the rest: keep REFUSED to one port at that size).
+  A BLACKHOLE is a socket of its own on its address, which wins over the wildcard; a wildcard
+  port accepts and closes a connection to an address no site has. `start()`
+  raises this process's RLIMIT_NOFILE as far as the sockets need (the soft limit up to the hard
+  one; the hard one too when the process may), and says what to do when it cannot.
+- A site is known by the address a connection came to; on 443 the certificate is chosen by
+  SNI when it names a site of the box, else by that address. HTTP is parsed by h11 (the faults
+  need the raw connection, which aiohttp's server hides); TLS is Python's ssl through asyncio.
+- Port faults are the connection's, never the parser's: REFUSED binds nothing; BLACKHOLE binds a
+  listener with a backlog of 0 whose one place a connection of our own fills, so the kernel
+  drops every SYN and a connect never completes (no firewall needed); RESET reads the request
+  and closes with SO_LINGER 0 (an RST); ENDLESS sends headers, then TRICKLE bytes every
+  TRICKLE_EVERY seconds until the client leaves or the hosts stop; SILENT reads the request and
+  never answers; PLAIN_HTTP serves the site's HTTP answer on 443 without TLS. On 443 RESET,
+  ENDLESS and SILENT come after the TLS handshake (the request is read, and recorded, first).
+- An answer's redirect answers a request for `/` only (301, Location); any other path gets the
+  answer itself, so a redirect to the other scheme or another site is one hop, and one back to
+  the same URL is a loop. HEAD gets GET's headers without the body, or 405 with head_differs.
+- Every request is recorded as a `Hit` when its headers have come; `peak_connections` counts
+  connections from accept to close (the TLS handshake included). Serving follows
+  conformance/_servers.py's lifecycle: a thread and loop of its own, `start()` returns once
+  serving or raises OSError, `stop()` within 2 x STOP_TIMEOUT seconds, any number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gzip
+import http
+import resource
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import h11
+
+from conformance._box._plan import Answer, Port, Site
+from conformance._box._tls import TlsMaterial
+from conformance._servers import STOP_TIMEOUT, _call_soon, _close_loop
+
+START_TIMEOUT = 60.0  # 15,000 listeners took 0.4 s, a wildcard 0.01 s: this is for slow machines
+BACKLOG = 1024
+HANDSHAKE_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 1.0
+IDLE_TIMEOUT = 30.0  # a kept-alive connection with no request for this long is closed
+HOLD_LIMIT = 600.0  # SILENT and ENDLESS give up on a client after this long, whatever it does
+TRICKLE, TRICKLE_EVERY = b"x" * 16, 0.2
+READ_SIZE = 65536
+FD_MARGIN = 4096  # descriptors beyond the listeners: connections, files, the rest of the run
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request a host received: the site, `scheme` ("https" once TLS was made, else
+    "http", a port 443 speaking plain HTTP included), the port, method, raw path (with its
+    query), the headers as sent (names as spelt, in order, repeats kept), `at`
+    (time.monotonic() when its headers had come) and the SNI name the client sent (None
+    without one, or over plain HTTP)."""
+
+    site: str
+    scheme: Literal["http", "https"]
+    port: int
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    at: float
+    sni: str | None = None
+
+    def header(self, name: str) -> list[str]:
+        """Every value of header `name` (any case), in order."""
+        return [value for key, value in self.headers if key.lower() == name.lower()]
+
+
+class Hosts:
+    """Ports 80 and 443 of every site (see the module's rules); `start()`, `stop()`, `seen()`,
+    `peak_connections`. `http_port`/`https_port` other than 80 and 443 are for tests."""
+
+    def __init__(self, sites: Sequence[Site], tls: TlsMaterial, *, http_port: int = 80,
+                 https_port: int = 443) -> None:
+        if any(not site.address for site in sites):
+            raise ValueError("every site needs its address: plan them with allocate()")
+        self.sites = tuple(sites)
+        self.tls = tls
+        self.http_port, self.https_port = http_port, https_port
+        self._by_name = {site.name: site for site in self.sites}
+        self._by_address = {site.address: site for site in self.sites}
+        tls.prepare(self.sites)
+        self.peak_connections = 0
+        self.open_connections = 0
+        self._hits: list[Hit] = []
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._serving = False
+        self._failure: BaseException | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.start_seconds = 0.0  # how long the last start() took (for the measurements)
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind every site's ports and serve; returns once serving. OSError when a port cannot
+        be bound, descriptors are short, or serving does not start within START_TIMEOUT."""
+        if self._thread is not None:
+            raise RuntimeError("the hosts are already started")
+        began = time.monotonic()
+        listeners = self._bind()
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._stopping = asyncio.Event()
+        self._serving, self._failure = False, None
+        self._loop = loop
+        self._main = loop.create_task(self._lifetime(listeners, ready))
+        self._thread = threading.Thread(target=self._run, args=(loop, self._main, ready),
+                                        name="box-hosts", daemon=True)
+        self._thread.start()
+        ready.wait(START_TIMEOUT)
+        if not self._serving:
+            failure = self._failure
+            self.stop()
+            why = repr(failure) if failure is not None else f"not within {START_TIMEOUT:g} s"
+            raise OSError(f"the box's hosts did not start: {why}") from failure
+        self.start_seconds = time.monotonic() - began
+
+    def stop(self) -> None:
+        """Stop serving (connections in flight are ended); nothing when not started. The hits
+        recorded stay."""
+        thread, loop, main = self._thread, self._loop, self._main
+        self._thread = None
+        if thread is not None and loop is not None and main is not None:
+            _call_soon(loop, self._stopping.set)
+            thread.join(STOP_TIMEOUT)
+            if thread.is_alive():
+                _call_soon(loop, main.cancel)
+                thread.join(STOP_TIMEOUT)
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+    def __enter__(self) -> Hosts:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # what suites read -------------------------------------------------------------------------
+
+    def seen(self, name: str | None = None) -> list[Hit]:
+        """The requests received, in arrival order: all, or those of site `name`."""
+        with self._lock:
+            if name is None:
+                return list(self._hits)
+            return [hit for hit in self._hits if hit.site == name]
+
+    def reset(self) -> None:
+        """Forget the hits and the peak (the connections open now stay counted)."""
+        with self._lock:
+            self._hits.clear()
+            self.peak_connections = self.open_connections
+
+    # binding ----------------------------------------------------------------------------------
+
+    def _bind(self) -> list[tuple[socket.socket, Site | None, int]]:
+        """Listening sockets of every port that accepts, with their site (None: a wildcard,
+        the site known per connection) and port; the BLACKHOLE ones are bound, filled and kept
+        in `_sockets` only."""
+        listeners: list[tuple[socket.socket, Site | None, int]] = []
+        wanted: list[tuple[Site | None, str, int, bool]] = []  # site, address, port, blackhole
+        for port, field in ((self.http_port, "http"), (self.https_port, "https")):
+            specs = [(site, getattr(site, field)) for site in self.sites]
+            holes = [(site, site.address, port, True) for site, spec in specs
+                     if spec is Port.BLACKHOLE]
+            if any(spec is Port.REFUSED for _, spec in specs):
+                wanted += [(site, site.address, port, False) for site, spec in specs
+                           if spec not in (Port.REFUSED, Port.BLACKHOLE)]
+            elif len(holes) < len(specs):
+                wanted.append((None, "0.0.0.0", port, False))
+            wanted += holes
+        _enough_descriptors(len(wanted) + sum(hole for *_, hole in wanted))
+        try:
+            for site, address, port, hole in wanted:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                self._sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if site is None or hole:
+                    # A wildcard and an address's own listener on one port: Linux lets both
+                    # listen only when both say SO_REUSEPORT (each stays a group of its own).
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind((address, port))
+                if hole:
+                    # A backlog of 0 holds one connection; ours takes it, and the kernel then
+                    # drops every SYN (a bound address wins over the wildcard): the client's
+                    # connect waits out its own timeout.
+                    sock.listen(0)
+                    filler = socket.create_connection((address, port), timeout=5)
+                    self._sockets.append(filler)
+                else:
+                    sock.listen(BACKLOG)
+                    sock.setblocking(False)
+                    listeners.append((sock, site, port))
+        except OSError as exc:
+            self.stop()
+            raise OSError(exc.errno, f"the box cannot listen: {exc}") from exc
+        return listeners
+
+    # the hosts' thread ------------------------------------------------------------------------
+
+    def _run(self, loop: asyncio.AbstractEventLoop, main: asyncio.Task[None],
+             ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(main)
+        except BaseException as exc:  # whatever ends the hosts: start() reports it if starting
+            self._failure = exc
+        finally:
+            try:
+                _close_loop(loop)
+            finally:
+                ready.set()
+
+    async def _lifetime(self, listeners: list[tuple[socket.socket, Site | None, int]],
+                        ready: threading.Event) -> None:
+        servers: list[asyncio.Server] = []
+        try:
+            for sock, site, port in listeners:
+                servers.append(await asyncio.start_server(
+                    functools.partial(self._connection, site, port), sock=sock,
+                    limit=READ_SIZE))
+            self._serving = True
+            ready.set()
+            await self._stopping.wait()
+        finally:
+            for server in servers:
+                server.close()
+            handlers = list(self._handlers)
+            for task in handlers:
+                task.cancel()
+            if handlers:
+                await asyncio.wait(handlers, timeout=STOP_TIMEOUT)
+
+    async def _connection(self, site: Site | None, port: int, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        with self._lock:
+            self.open_connections += 1
+            self.peak_connections = max(self.peak_connections, self.open_connections)
+        try:
+            if site is None:  # a wildcard's connection: the site is the address it came to
+                site = self._by_address.get(writer.get_extra_info("sockname")[0])
+            if site is not None:  # else an address no site has: closed at once
+                await self._serve(site, port, reader, writer)
+        except (OSError, asyncio.IncompleteReadError, h11.ProtocolError):
+            pass  # the client left, failed its handshake or spoke no HTTP: nothing to answer
+        except asyncio.CancelledError:
+            # stop() cancels the connections in flight: this task ends quietly, as asyncio's
+            # streams would log a cancelled client task as an error.
+            pass
+        finally:
+            # A close that lets the last answer out (and, over TLS, says close_notify), bounded;
+            # then whatever is left is dropped.
+            with contextlib.suppress(OSError):  # TimeoutError and SSLError are OSErrors
+                writer.close()
+                await asyncio.wait_for(writer.wait_closed(), CLOSE_TIMEOUT)
+            writer.transport.abort()
+            with self._lock:
+                self.open_connections -= 1
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _serve(self, site: Site, port: int, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        spec = site.http if port == self.http_port else site.https
+        scheme: Literal["http", "https"] = "http"
+        sni: str | None = None
+        if port == self.https_port and spec is not Port.PLAIN_HTTP:
+            context = self.tls.context_for(site)
+            assert context is not None  # None only for PLAIN_HTTP
+            context.sni_callback = self._on_sni
+            await writer.start_tls(context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+            scheme = "https"
+            sni = getattr(writer.get_extra_info("ssl_object"), "box_sni", None)
+        if spec is Port.PLAIN_HTTP:
+            spec = site.http if isinstance(site.http, Answer) else Answer()
+        connection = h11.Connection(h11.SERVER)
+        for _ in range(10_000):  # requests on one kept-alive connection: bounded all the same
+            request = await _next_request(connection, reader, writer)
+            if request is None:
+                return
+            self._record(Hit(site.name, scheme, port, request.method.decode("ascii", "replace"),
+                             request.target.decode("latin-1"),
+                             tuple((k.decode("latin-1"), v.decode("latin-1"))
+                                   for k, v in request.headers.raw_items()),
+                             time.monotonic(), sni))
+            if not isinstance(spec, Answer):
+                await self._fault(spec, connection, reader, writer)
+                return
+            await _drain_body(connection, reader)
+            await _answer(connection, writer, spec, request)
+            if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
+                return
+            connection.start_next_cycle()
+
+    async def _fault(self, fault: Port, connection: h11.Connection,
+                     reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if fault is Port.RESET:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()  # closed at once with linger 0: an RST, no FIN
+            return
+        if fault is Port.ENDLESS:
+            writer.write(connection.send(h11.Response(status_code=200, reason=b"OK", headers=[
+                (b"Server", b"box"), (b"Content-Type", b"text/html; charset=utf-8")])) or b"")
+            until = time.monotonic() + HOLD_LIMIT
+            while time.monotonic() < until and not self._stopping.is_set():
+                writer.write(connection.send(h11.Data(data=TRICKLE)) or b"")
+                await asyncio.wait_for(writer.drain(), HOLD_LIMIT)
+                await asyncio.sleep(TRICKLE_EVERY)
+            return
+        # SILENT: hold the connection, answer nothing, until the client leaves.
+        until = time.monotonic() + HOLD_LIMIT
+        while time.monotonic() < until and not self._stopping.is_set():
+            if not await asyncio.wait_for(reader.read(READ_SIZE), HOLD_LIMIT):
+                return
+
+    def _on_sni(self, sslobj: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+        """Note the SNI name; when it names another site of the box, serve that site's
+        certificate (as a server with many names would)."""
+        sslobj.box_sni = name  # type: ignore[attr-defined]  # read back after the handshake
+        other = self._by_name.get((name or "").lower().rstrip("."))
+        if other is not None and other.https is not Port.PLAIN_HTTP:
+            context = self.tls.context_for(other)
+            if context is not None and context is not sslobj.context:
+                context.sni_callback = self._on_sni
+                sslobj.context = context
+
+    def _record(self, hit: Hit) -> None:
+        with self._lock:
+            self._hits.append(hit)
+
+
+async def _next_request(connection: h11.Connection, reader: asyncio.StreamReader,
+                        writer: asyncio.StreamWriter) -> h11.Request | None:
+    """The next request's head, or None when the client left or sent what is not HTTP (it is
+    then told 400, as a server would)."""
+    try:
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), IDLE_TIMEOUT)
+                connection.receive_data(data)
+                if not data and connection.their_state is h11.IDLE:
+                    return None
+                continue
+            if isinstance(event, h11.Request):
+                return event
+            return None  # ConnectionClosed, or PAUSED
+    except h11.RemoteProtocolError:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        with contextlib.suppress(OSError):
+            await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
+        return None
+
+
+async def _drain_body(connection: h11.Connection, reader: asyncio.StreamReader) -> None:
+    """Read the request's body to its end (the box answers without looking at it)."""
+    for _ in range(100_000):
+        event = connection.next_event()
+        if event is h11.NEED_DATA:
+            data = await asyncio.wait_for(reader.read(READ_SIZE), IDLE_TIMEOUT)
+            connection.receive_data(data)
+            if not data:
+                return
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed) or event is h11.PAUSED:
+            return
+
+
+async def _answer(connection: h11.Connection, writer: asyncio.StreamWriter, answer: Answer,
+                  request: h11.Request) -> None:
+    """Send `answer` to `request` (see the module's rules for redirects and HEAD)."""
+    status, headers, body = _response(answer, request.method.upper(),
+                                      request.target.split(b"?", 1)[0])
+    if request.method.upper() == b"HEAD":
+        body = b""
+    out = connection.send(h11.Response(status_code=status, headers=headers,
+                                       reason=_reason(status))) or b""
+    if body:
+        out += connection.send(h11.Data(data=body)) or b""
+    out += connection.send(h11.EndOfMessage()) or b""
+    writer.write(out)
+    await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
+
+
+@functools.lru_cache(maxsize=4096)
+def _response(answer: Answer, method: bytes, path: bytes
+              ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The status, headers and body `answer` gives to `method` on `path` (cached: the same
+    few answers are served thousands of times)."""
+    headers: list[tuple[bytes, bytes]] = []
+    if answer.server is not None:
+        headers.append((b"Server", answer.server.encode("latin-1")))
+    if answer.redirect is not None and path == b"/":
+        return 301, [*headers, (b"Location", answer.redirect.encode("latin-1")),
+                     (b"Content-Length", b"0")], b""
+    if method == b"HEAD" and answer.head_differs:
+        return 405, [*headers, (b"Allow", b"GET"), (b"Content-Length", b"0")], b""
+    body = gzip.compress(answer.body, mtime=0) if answer.gzip else answer.body
+    headers.append((b"Content-Type", b"text/html; charset=utf-8"))
+    headers += [(b"Content-Language", language.encode("latin-1"))
+                for language in answer.languages]
+    headers += [(b"Set-Cookie", cookie.encode("latin-1")) for cookie in answer.cookies]
+    if answer.gzip:
+        headers.append((b"Content-Encoding", b"gzip"))
+    headers.append((b"Content-Length", str(len(body)).encode("ascii")))
+    return answer.status, headers, body
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _enough_descriptors(listeners: int) -> None:
+    """Raise RLIMIT_NOFILE to cover `listeners` sockets and FD_MARGIN more: the soft limit up
+    to the hard one, the hard one too when this process may (root); OSError saying what to do
+    when neither is enough."""
+    needed = listeners + FD_MARGIN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard == resource.RLIM_INFINITY or hard >= needed:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+            return
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+        except (OSError, ValueError) as exc:
+            raise OSError(f"the box needs {needed} open files ({listeners} listening sockets) "
+                          f"and this process may have {hard}: raise the hard limit (ulimit -Hn, "
+                          f"limits.conf) or run as root") from exc
