@@ -14,6 +14,7 @@ import dataclasses
 import io
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -80,19 +81,51 @@ def reference_command(spec: Spec, options: SpecOptions | None = None, tmp: str =
     return shlex.join(words)
 
 
+# hypothesis's folders of what it computes from fixed inputs: tables from unicodedata, and the
+# constants it draws from our modules' source (keyed by the source's hash).
+KEPT = ("unicode_data", "constants")
+
+
+def hypothesis_cache() -> Path:
+    """Where hypothesis's tables (KEPT) are kept between runs: the user's cache folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "assignments-conformance" / "hypothesis"
+
+
+def _tables_in(source: Path, target: Path) -> None:
+    """Copy the tables of KEPT that `target` lacks from `source`, each written whole (a
+    temporary name, then a rename), so that parallel runs never read half a table. Best
+    effort: a cache that cannot be read or written only costs time."""
+    with contextlib.suppress(OSError):
+        tables = (t for kept in KEPT for t in (source / kept).rglob("*") if t.is_file()
+                  and not t.name.startswith("."))
+        for table in tables:
+            there = target / table.relative_to(source)
+            if there.exists():
+                continue
+            there.parent.mkdir(parents=True, exist_ok=True)
+            partial = there.with_name(f".{there.name}.{os.getpid()}")
+            shutil.copyfile(table, partial)
+            os.replace(partial, there)
+
+
 @contextlib.contextmanager
 def _isolated_pytest_env() -> Iterator[None]:
     """No user pytest options or plugins, and hypothesis's cache in a temporary folder, so a
-    run leaves nothing in the folder it was started from."""
+    run leaves nothing in the folder it was started from. Only what hypothesis computes from
+    fixed inputs (KEPT) is kept, in the user's cache folder: computed afresh, a codec's table
+    and our modules' constants cost a fuzzing run a second or two of CPU, the same each time."""
     saved = {k: os.environ.get(k) for k in ("PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
     os.environ.pop("PYTEST_ADDOPTS", None)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     scratch = tempfile.TemporaryDirectory(prefix="conformance-hypothesis-")
+    _tables_in(hypothesis_cache(), Path(scratch.name))
     set_hypothesis_home_dir(scratch.name)
     try:
         yield
     finally:
         set_hypothesis_home_dir(None)
+        _tables_in(Path(scratch.name), hypothesis_cache())
         scratch.cleanup()
         for key, value in saved.items():
             if value is None:
