@@ -26,7 +26,7 @@ from conformance._isolation import enter_own_network
 why = enter_own_network()
 assert not why, why
 from conformance._box._plan import Answer, Port, Site, Tls, allocate
-from conformance._box._hosts import Hosts
+from conformance._box._hosts import Hosts, client_connections
 from conformance._box._tls import TlsMaterial
 
 FOLDER = Path(tempfile.mkdtemp())
@@ -244,8 +244,10 @@ def test_records_and_the_peak_of_connections() -> None:
         assert before <= hits[0].at <= hits[1].at <= time.monotonic()
         assert hosts.seen("b.test") == [] and len(hosts.seen()) == 3  # a, a, hole
 
-        # 30 connections held open at once (20 plain, 10 TLS that never get an answer): 30.
+        # 30 connections held open at once (20 plain, 10 TLS that never get an answer): 30,
+        # which the kernel counts at the clients' end beside the blackhole's own filler.
         hosts.reset()
+        fillers = client_connections()
         held = [socket.create_connection((a.address, 80), timeout=5) for _ in range(20)]
         for _ in range(10):
             raw = socket.create_connection((b.address, 443), timeout=5)
@@ -257,8 +259,10 @@ def test_records_and_the_peak_of_connections() -> None:
             time.sleep(0.05)
         assert (hosts.open_connections, hosts.peak_connections) == (30, 30), (
             hosts.open_connections, hosts.peak_connections)
+        assert client_connections() - fillers == 30 and fillers >= 1, fillers
         for sock in held:
             sock.close()
+        assert client_connections() == fillers  # at once: the clients' end is closed
         deadline = time.monotonic() + 5
         while hosts.open_connections and time.monotonic() < deadline:
             time.sleep(0.05)

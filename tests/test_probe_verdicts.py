@@ -112,3 +112,19 @@ def test_output_is_read_whole_or_as_it_grows() -> None:
                                     "folder"
     assert records_so_far('[\n{"http_status": 200},\n{"http_status": null}') == 2
     assert records_so_far("[") == 0 and records_so_far("") == 0
+
+
+def _hit(site: str, port: int, at: float) -> Any:
+    from conformance._box import Hit
+
+    return Hit(site, "https" if port == 443 else "http", port, "GET", "/", (), at)
+
+
+def test_requests_held_at_once_count_each_http_request_until_its_next_https() -> None:
+    # a and b held together until their HTTPS; c's HTTP starts after a gave up.
+    assert checks.held_at_once([_hit("a", 80, 0), _hit("b", 80, 1), _hit("a", 443, 2),
+                                _hit("c", 80, 3), _hit("b", 443, 4)]) == 2
+    # HTTPS asked first (it answers at once): each HTTP request is then held to the end.
+    assert checks.held_at_once([_hit(n, 443, i) for i, n in enumerate("abc")] +
+                               [_hit(n, 80, 3 + i) for i, n in enumerate("abc")]) == 3
+    assert checks.held_at_once([]) == 0

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from conformance._box._dns import Query, Resolver
-from conformance._box._hosts import Hit, Hosts
+from conformance._box._hosts import Hit, Hosts, client_connections
 from conformance._box._namespace import (
     binds,
     ca_env,
@@ -129,6 +129,11 @@ class Box:
     def peak_dns_in_flight(self) -> int:
         """Most DNS queries received and not yet answered at once."""
         return self.resolver.peak_in_flight if self.resolver is not None else 0
+
+    def client_connections(self) -> int:
+        """Connections to the hosts that clients hold established now, as the kernel sees them
+        (conformance/_box/_hosts.py), the box's own BLACKHOLE fillers among them."""
+        return client_connections()
 
     def seen(self, name: str | None = None) -> list[Hit]:
         """The requests the hosts received: all, or site `name`'s."""

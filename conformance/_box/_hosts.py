@@ -24,9 +24,12 @@ Rules:
   answer itself, so a redirect to the other scheme or another site is one hop, and one back to
   the same URL is a loop. HEAD gets GET's headers without the body, or 405 with head_differs.
 - Every request is recorded as a `Hit` when its headers have come; `peak_connections` counts
-  connections from accept to close (the TLS handshake included). Serving follows
-  conformance/_servers.py's lifecycle: a thread and loop of its own, `start()` returns once
-  serving or raises OSError, `stop()` within 2 x STOP_TIMEOUT seconds, any number of times.
+  connections from accept to close (the TLS handshake included), as the hosts see them: a
+  client's close counts once the hosts have handled it, which lags on a busy machine.
+  `client_connections()` counts what the kernel holds established now, at the clients' end.
+  Serving follows conformance/_servers.py's lifecycle: a thread and loop of its own,
+  `start()` returns once serving or raises OSError, `stop()` within 2 x STOP_TIMEOUT seconds,
+  any number of times.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ START_TIMEOUT = 60.0  # 15,000 listeners took 0.4 s, a wildcard 0.01 s: this is 
 BACKLOG = 1024
 HANDSHAKE_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 1.0
+ESTABLISHED = "01"  # a socket's state in /proc/net/tcp
 IDLE_TIMEOUT = 30.0  # a kept-alive connection with no request for this long is closed
 HOLD_LIMIT = 600.0  # SILENT and ENDLESS give up on a client after this long, whatever it does
 TRICKLE, TRICKLE_EVERY = b"x" * 16, 0.2
@@ -458,3 +462,23 @@ def _enough_descriptors(listeners: int) -> None:
             raise OSError(f"the box needs {needed} open files ({listeners} listening sockets) "
                           f"and this process may have {hard}: raise the hard limit (ulimit -Hn, "
                           f"limits.conf) or run as root") from exc
+
+
+def client_connections(ports: Sequence[int] = (80, 443)) -> int:
+    """How many TCP connections to `ports` clients of this network hold established now, as
+    the kernel sees them (their end's state changes the moment a client closes; the hosts'
+    own count lags). Connections the box holds itself (a BLACKHOLE's filler) count too."""
+    wanted = {f"{port:04X}" for port in ports}
+    count = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path, encoding="ascii") as table:
+                next(table, None)  # the header
+                for line in table:
+                    fields = line.split(None, 4)  # sl, local, remote, state, rest
+                    if len(fields) > 3 and fields[3] == ESTABLISHED and \
+                            fields[2][-4:] in wanted:
+                        count += 1
+        except OSError:
+            continue
+    return count

@@ -30,7 +30,8 @@ from conformance._target import ProgramTarget
 
 OUTPUT = "domain_status"
 LIST = "domains.csv"
-POLL = 0.2
+POLL = 0.1
+SETTLE = 2.0  # seconds without a new request after which a run has settled
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Run:
     seconds: float = 0.0
     limit: float = 0.0
     timed_out: bool = False
+    settled: bool = False  # stopped early: it had shown what the run was for (`settle`)
+    open_peak: int = 0  # most connections the program held established at once (sampled)
     started: float = 0.0  # time.monotonic() bounds of the run, to tell its requests
     ended: float = 0.0
     output: str | None = None  # the text of domain_status (None: no such file)
@@ -62,6 +65,9 @@ class Run:
 
     def ending(self) -> str:
         """How it ended, in words."""
+        if self.settled:
+            return (f"stopped after {self.seconds:.1f} s, once no new request had come for "
+                    f"{SETTLE:g} s")
         if self.timed_out:
             return (f"still running after {self.limit:g} s, stopped (its last line: "
                     f"{self.last_line()})")
@@ -72,10 +78,16 @@ class Run:
 
 
 def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit: float,
-                  watch: Callable[[], bool] | None = None, early_after: float = 0.0) -> Run:
+                  watch: Callable[[], bool] | None = None, early_after: float = 0.0,
+                  settle: bool = False) -> Run:
     """Run the program once on `list_text` (None: no list file at all) with `limit` seconds.
     `watch`, polled while it runs, says when the slowest hosts hold their connections: the
-    output file is read once then, `early_after` seconds into the run at the earliest."""
+    output file is read each time it says so, `early_after` seconds into the run at the
+    earliest, and the last reading kept (the file just before the slowest hosts let go).
+    `settle`: the program is stopped once the box has seen requests of this run and then none
+    for SETTLE seconds (the connections it holds are all it will open until they time out).
+    Every poll samples the connections the program holds established (`open_peak`, those held
+    before it started left out)."""
     work = program.workdir or Path.cwd()
     (work / OUTPUT).unlink(missing_ok=True)
     listed = work / LIST
@@ -89,6 +101,7 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
         out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             counted = net_counters()
+            before = box.client_connections()
             run.started = time.monotonic()
             try:
                 popen = subprocess.Popen(box.command(argv), stdin=subprocess.DEVNULL,
@@ -103,12 +116,16 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
             while popen.poll() is None and time.monotonic() < deadline:
                 time.sleep(POLL)
                 now = time.monotonic()
-                if (run.early is None and watch is not None and now - run.started >= early_after
+                run.open_peak = max(run.open_peak, box.client_connections() - before)
+                if (watch is not None and now - run.started >= early_after
                         and popen.poll() is None and watch()):
                     run.early = _read(work / OUTPUT) or ""
                     run.early_at = now - run.started
+                if settle and popen.poll() is None and _quiet(box, run.started, now):
+                    run.settled = True
+                    break
             if popen.poll() is None:
-                run.timed_out = True
+                run.timed_out = not run.settled
                 _stop(popen)
             run.ended = time.monotonic()
             run.code = None if run.timed_out else popen.returncode
@@ -121,6 +138,12 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
     run.output = _read(work / OUTPUT)
     run.records, run.problem = parse_output(run.output)
     return run
+
+
+def _quiet(box: Box, since: float, now: float) -> bool:
+    """Whether the box has seen requests since `since`, the last SETTLE seconds ago or more."""
+    last = max((h.at for h in box.seen() if h.at >= since), default=None)
+    return last is not None and now - last >= SETTLE
 
 
 # Not TcpExt ListenOverflows: the box's BLACKHOLE drops every SYN through a full accept queue.
