@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from conformance._http import bodies_in
 from conformance._isolation import SHARED, Network
@@ -115,6 +114,10 @@ def _isolated_pytest_env() -> Iterator[None]:
     run leaves nothing in the folder it was started from. Only what hypothesis computes from
     fixed inputs (KEPT) is kept, in the user's cache folder: computed afresh, a codec's table
     and our modules' constants cost a fuzzing run a second or two of CPU, the same each time."""
+    # Here, not at the top: hypothesis is imported by the suites that fuzz, and costs the
+    # others' runs a fifth of a second.
+    from hypothesis.configuration import set_hypothesis_home_dir
+
     saved = {k: os.environ.get(k) for k in ("PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
     os.environ.pop("PYTEST_ADDOPTS", None)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"

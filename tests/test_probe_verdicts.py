@@ -35,7 +35,8 @@ def test_the_planned_list_covers_every_fault(count: int) -> None:
     assert any(a.body == b"" for a in answers) and any(a.head_differs for a in answers)
     # Refused on one port only once the box would need a socket per site on both.
     refused = planned.site("port-refused.test")
-    assert (refused.https is Port.REFUSED) == (count <= 2000)
+    assert (refused.http is Port.REFUSED) == (count <= 2000)
+    assert refused.https is Port.REFUSED
     # The bound run's hosts are beside the list, not in it, and more than the bound.
     assert len(planned.bound) > checks.BOUND and not set(planned.bound) & set(planned.listed)
     assert plan(count) == planned  # a function of N alone: the reproducer makes the same list

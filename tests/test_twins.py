@@ -16,10 +16,10 @@ from tests.conftest import Run, conformance, need_fixed_port
 
 CASES = twins()
 GATING = ("fail", "not_run")
-# A broken twin is judged for its one fault, so its run fuzzes a quarter of the default
+# A broken twin is judged for its one fault, so its run fuzzes a tenth of the default
 # examples (a twin whose verdicts rest on fuzzing names its own budget in its args); a correct
 # variant's or a student's run fuzzes as a teacher's does, where a false failure would show.
-LEAN_FUZZ = ("--fuzz-examples", "25")
+LEAN_FUZZ = ("--fuzz-examples", "10")
 
 
 def _args(twin: Twin, given: tuple[str, ...]) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ from conformance._target import ProgramTarget
 OUTPUT = "domain_status"
 LIST = "domains.csv"
 POLL = 0.1
-SETTLE = 2.0  # seconds without a new request after which a run has settled
+SETTLE = 1.0  # seconds past the resolver's timeout without a new request or DNS query
 
 
 @dataclass
@@ -66,8 +66,8 @@ class Run:
     def ending(self) -> str:
         """How it ended, in words."""
         if self.settled:
-            return (f"stopped after {self.seconds:.1f} s, once no new request had come for "
-                    f"{SETTLE:g} s")
+            return (f"stopped after {self.seconds:.1f} s, once no new request or DNS query "
+                    f"had come for {self.extra.get('quiet', 0):g} s")
         if self.timed_out:
             return (f"still running after {self.limit:g} s, stopped (its last line: "
                     f"{self.last_line()})")
@@ -79,15 +79,17 @@ class Run:
 
 def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit: float,
                   watch: Callable[[], bool] | None = None, early_after: float = 0.0,
-                  settle: bool = False) -> Run:
+                  bound: bool = False) -> Run:
     """Run the program once on `list_text` (None: no list file at all) with `limit` seconds.
     `watch`, polled while it runs, says when the slowest hosts hold their connections: the
     output file is read each time it says so, `early_after` seconds into the run at the
     earliest, and the last reading kept (the file just before the slowest hosts let go).
-    `settle`: the program is stopped once the box has seen requests of this run and then none
-    for SETTLE seconds (the connections it holds are all it will open until they time out).
-    Every poll samples the connections the program holds established (`open_peak`, those held
-    before it started left out)."""
+    `bound`, for a run on hosts that never answer: every poll samples the connections the
+    program holds established (`open_peak`, those held before it started left out), and the
+    program is stopped once the box has seen requests of this run and then no request and no
+    DNS query for longer than a resolver waits before it asks again (the connections it holds
+    are then all it opens until they time out; a DNS answer the network dropped would have
+    been asked again by then)."""
     work = program.workdir or Path.cwd()
     (work / OUTPUT).unlink(missing_ok=True)
     listed = work / LIST
@@ -101,7 +103,8 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
         out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             counted = net_counters()
-            before = box.client_connections()
+            before = box.client_connections() if bound else 0
+            run.extra["quiet"] = quiet = box.resolver_timeout + SETTLE
             run.started = time.monotonic()
             try:
                 popen = subprocess.Popen(box.command(argv), stdin=subprocess.DEVNULL,
@@ -116,12 +119,13 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
             while popen.poll() is None and time.monotonic() < deadline:
                 time.sleep(POLL)
                 now = time.monotonic()
-                run.open_peak = max(run.open_peak, box.client_connections() - before)
+                if bound:
+                    run.open_peak = max(run.open_peak, box.client_connections() - before)
                 if (watch is not None and now - run.started >= early_after
                         and popen.poll() is None and watch()):
                     run.early = _read(work / OUTPUT) or ""
                     run.early_at = now - run.started
-                if settle and popen.poll() is None and _quiet(box, run.started, now):
+                if bound and popen.poll() is None and _quiet(box, run.started, now, quiet):
                     run.settled = True
                     break
             if popen.poll() is None:
@@ -140,10 +144,14 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
     return run
 
 
-def _quiet(box: Box, since: float, now: float) -> bool:
-    """Whether the box has seen requests since `since`, the last SETTLE seconds ago or more."""
+def _quiet(box: Box, since: float, now: float, seconds: float) -> bool:
+    """Whether the box has seen requests since `since`, and neither a request nor a DNS query
+    in the last `seconds`."""
     last = max((h.at for h in box.seen() if h.at >= since), default=None)
-    return last is not None and now - last >= SETTLE
+    if last is None:
+        return False
+    asked = max((q.arrival for q in box.queries() if q.arrival >= since), default=since)
+    return now - max(last, asked) >= seconds
 
 
 # Not TcpExt ListenOverflows: the box's BLACKHOLE drops every SYN through a full accept queue.

@@ -4,11 +4,11 @@ scheme, the values of each field that a correct prober may write, read off the p
 
 Rules: the plan is a function of the number of domains only (no randomness), so a run's
 `conformance run probe --domains N` is its own reproducer; names are under `.test` (reserved,
-never a real domain); every fault has a site of its own; REFUSED is on port 80 only once the
+never a real domain); every fault has a site of its own; REFUSED is on port 443 only once the
 list is large (the box binds a socket per other site on a refusing port: conformance/_box/
-_hosts.py). Where the text leaves a choice open (a redirect followed or not, an endless body's
-status, gzip's size as sent or decoded, how a cookie is written), every choice is allowed here
-and the SHOULDs judge the choice.
+_hosts.py; the bound run's sites refuse on 443 already). Where the text leaves a choice open
+(a redirect followed or not, an endless body's status, gzip's size as sent or decoded, how a
+cookie is written), every choice is allowed here and the SHOULDs judge the choice.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ HOLDERS = 120  # sites whose HTTP port holds its connection silent: concurrency 
 BOUND_SITES = 2000  # the connection-bound run's list: twice the bound of silent hosts
 LATE_DELAY = 1.5  # a LATE DNS answer's hold, within the resolver's timeout (DNS_DELAY + 2)
 DNS_DELAY = 0.1  # every DNS answer is held this long, so that a program's queries overlap
-REFUSED_BOTH_UP_TO = 2000  # above this many sites, REFUSED on port 80 only
+REFUSED_BOTH_UP_TO = 2000  # above this many sites, REFUSED on port 443 only
 
 
 def healthy(number: int) -> Site:
@@ -83,12 +83,12 @@ def holder(number: int) -> Site:
 
 
 def bound_site(number: int) -> Site:
-    """A site of the connection-bound run: both ports hold the request silent, so that every
-    connection of the run is one the prober holds until it gives up (an answered HTTPS
-    exchange's socket stays established through TLS's closing alerts, which a loaded box
-    answers late, and would count beside the bound; not refused either: a refusing port costs
-    the box a socket per site)."""
-    return Site(f"bound-{number}.test", http=Port.SILENT, https=Port.SILENT)
+    """A site of the connection-bound run: HTTP holds the request silent, HTTPS refuses, so
+    that every connection of the run is a plain one the prober holds until it gives up and
+    closes at once (a TLS socket stays established through TLS's closing alerts, which a
+    loaded box answers late, and would count beside the bound). Port 443 refusing costs the
+    box a listener per other site there, so large lists refuse on 443 only (plan())."""
+    return Site(f"bound-{number}.test", http=Port.SILENT, https=Port.REFUSED)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def plan(count: int) -> Plan:
     bound run's sites, which the main list does not name."""
     special = faults()
     if count > REFUSED_BOTH_UP_TO:
-        special = [Site(s.name, http=Port.REFUSED) if s.name == "port-refused.test" else s
+        special = [Site(s.name, https=Port.REFUSED) if s.name == "port-refused.test" else s
                    for s in special]
     holders = min(HOLDERS, max(0, (count - len(special)) // 2))
     main: list[Site] = [healthy(0)]  # the redirects' target, always listed

@@ -152,7 +152,7 @@ class Seen:
                 self.box.hosts.reset()
             self.runs["bound"] = run_under_box(
                 self.box, self.program, list_text(self.plan.bound), main_limit(len(
-                    self.plan.bound)), settle=True)
+                    self.plan.bound)), bound=True)
             self.runs["bound"].extra["peak"] = self.box.peak_connections
             self.runs["bound"].extra["held"] = held_at_once(self.hits(self.runs["bound"]))
         return self.runs["bound"]

@@ -273,12 +273,12 @@ def status_of(body: Any) -> str | None:
 
 def observe(speaker: Speaker, scale: float) -> Batch:
     """Submit the batch back to back, then watch every task until all have been done for SETTLE
-    seconds (or the deadline): a status poll of each every 0.1 s (scaled, at least 20 ms); its
+    seconds (or the deadline): a status poll of each every 0.1 s (scaled, at least 50 ms); its
     result asked once when first seen queued, once when first seen running, once when first seen
     done, and twice at the end."""
     t0 = time.monotonic()
     deadline = t0 + expected_seconds(scale) * 1.5 + 10.0
-    interval = max(0.02, 0.1 * scale)
+    interval = max(0.05, 0.1 * scale)
     watched = []
     for index, planned in enumerate(BATCH):
         submitted = _timed(speaker, "submit", type=planned.type, data=planned.data)
