@@ -52,6 +52,23 @@ def own_network_refused() -> str:
     return probe.stdout.strip() or probe.stderr.strip()
 
 
+def run_in_own_network(code: str, timeout: float = 180) -> str:
+    """Run the Python `code` in a child that takes a network namespace of its own (the code
+    enters it) from the repository root; its stdout. Fails under CI, skips elsewhere, where no
+    network of its own can be had."""
+    import os
+
+    why = own_network_refused()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no network namespace for the box: {why}")
+        pytest.skip(f"no network namespace for the box here: {why}")
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def need_fixed_port(port: int) -> None:
     """Skip when a run would share this machine's network and `port` is taken on it (never
     under CI, where runs get networks of their own and a skip would hide a check)."""

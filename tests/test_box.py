@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PY, ROOT, own_network_refused
+from tests.conftest import PY, ROOT, run_in_own_network
 
 PRELUDE = '''
 import json, os, subprocess, sys, tempfile, time
@@ -79,16 +79,7 @@ print(json.dumps(out))
 
 def in_box(code: str, timeout: float = 180) -> str:
     """Run PRELUDE + `code` in a child in a network namespace of its own; its stdout."""
-    why = own_network_refused()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no network namespace for the box: {why}")
-        pytest.skip(f"no network namespace for the box here: {why}")
-    done = subprocess.run([PY, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return run_in_own_network(PRELUDE + textwrap.dedent(code), timeout)
 
 
 def test_a_program_resolves_planned_names_only_with_each_fault() -> None:

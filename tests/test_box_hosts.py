@@ -10,13 +10,11 @@ namespaces are refused the tests skip saying why, never under CI=true.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import textwrap
 
 import pytest
 
-from tests.conftest import PY, ROOT, own_network_refused
+from tests.conftest import run_in_own_network
 
 PRELUDE = '''
 import functools, gzip, http.client, json, socket, ssl, sys, tempfile, time
@@ -62,16 +60,7 @@ def values(headers, name):
 
 def in_box(code: str, timeout: float = 180) -> str:
     """Run PRELUDE + `code` in a child in a network namespace of its own; its stdout."""
-    why = own_network_refused()
-    if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no network namespace for the box: {why}")
-        pytest.skip(f"no network namespace for the box here: {why}")
-    done = subprocess.run([PY, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return run_in_own_network(PRELUDE + textwrap.dedent(code), timeout)
 
 
 def test_every_answer_is_what_a_client_sees_over_http_and_https() -> None:
