@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -74,40 +74,31 @@ class Seen:
         return json.loads(self.body.decode("utf-8"))
 
 
-class BackgroundServer(abc.ABC):
-    """A server on `host`:`port` (port 0: a free one, known once started) served from a
-    background thread, every request recorded; `start()` and `stop()` it, or use it as a
-    context manager. `url_host` is the host its URLs name (default: `host`), for a server bound
-    to every address.
+L = TypeVar("L")  # what a LoopThread listens on
 
-    A subclass says how to serve (`_open`, `_close`) and records each request with `_arrived`;
-    `_stopping` is set when the server is asked to stop, for a handler that waits until then."""
 
-    def __init__(self, port: int = 0, host: str = HOST, *, url_host: str | None = None,
-                 body_limit: int = BODY_LIMIT) -> None:
-        self.host = host
-        self.port = port
-        self.url_host = url_host or host
-        self.body_limit = body_limit
-        self._seen: list[Seen] = []
-        self._seen_lock = threading.Lock()
+class LoopThread(abc.ABC, Generic[L]):
+    """Serving from an asyncio loop in a background thread of its own, whatever is served:
+    `_start_serving(listening, ...)` returns once serving (OSError when it does not start),
+    `stop()` ends it within 2 x STOP_TIMEOUT seconds, any number of times, and closes `_sockets`. A
+    subclass says how to serve what it listens on (`_open(listening)`, `_close()`);
+    `_stopping` is set when it is asked to stop, for a handler that waits until then."""
+
+    def __init__(self) -> None:
         self._stopping = asyncio.Event()
-        self._sockets: list[socket.socket] = []
+        self._sockets: list[socket.socket] = []  # closed by stop()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._serving = False
         self._failure: BaseException | None = None
 
-    # lifecycle --------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Bind the port and serve; OSError when the server cannot (see the module's rules)."""
-        if self._thread is not None:
-            raise RuntimeError(f"{self._name} on {self.host}:{self.port} is already started")
-        sockets = _listen(self.host, self.port)
-        self._sockets = sockets
-        self.port = sockets[0].getsockname()[1]
+    def _start_serving(self, listening: L, *, thread: str, failed: str,
+                       start_timeout: float | None = None) -> None:
+        """Serve `listening` from a thread named `thread`; OSError saying `failed` and why
+        when serving has not started within `start_timeout` seconds (START_TIMEOUT, read
+        when called)."""
+        limit = START_TIMEOUT if start_timeout is None else start_timeout
         # The loop and its first task are made here, before the thread runs, so that stop() finds
         # them whenever it is called, even while the server is still starting.
         loop = asyncio.new_event_loop()
@@ -115,22 +106,20 @@ class BackgroundServer(abc.ABC):
         self._stopping = asyncio.Event()
         self._serving, self._failure = False, None
         self._loop = loop
-        self._main = loop.create_task(self._lifetime(sockets, ready))
+        self._main = loop.create_task(self._lifetime(listening, ready))
         self._thread = threading.Thread(target=self._run, args=(loop, self._main, ready),
-                                        name=f"{self._name}-{self.port}", daemon=True)
+                                        name=thread, daemon=True)
         self._thread.start()
-        ready.wait(START_TIMEOUT)
+        ready.wait(limit)
         if not self._serving:
             failure = self._failure
             self.stop()
-            why = repr(failure) if failure is not None else f"not within {START_TIMEOUT:g} s"
-            raise OSError(f"{self._name} did not start on {self.host}:{self.port}: {why}") \
-                from failure
-        return self
+            why = repr(failure) if failure is not None else f"not within {limit:g} s"
+            raise OSError(f"{failed}: {why}") from failure
 
     def stop(self) -> None:
-        """Stop serving, within 2 x STOP_TIMEOUT seconds; nothing when not started. The requests
-        received stay."""
+        """Stop serving, within 2 x STOP_TIMEOUT seconds; nothing when not started. What was
+        recorded stays."""
         thread, loop, main = self._thread, self._loop, self._main
         self._thread = None
         if thread is not None and loop is not None and main is not None:
@@ -145,6 +134,74 @@ class BackgroundServer(abc.ABC):
             sock.close()
         self._sockets = []
 
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @abc.abstractmethod
+    async def _open(self, listening: L) -> None:
+        """Start serving on `listening` (bound), on the thread's loop; return once requests
+        are answered."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Stop serving and let the requests in flight end; called after `_open`, even when it
+        failed halfway."""
+
+    def _run(self, loop: asyncio.AbstractEventLoop, main: asyncio.Task[None],
+             ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(main)
+        except BaseException as exc:  # whatever ends the server: _start_serving() reports it
+            self._failure = exc
+        finally:
+            try:
+                _close_loop(loop)
+            finally:
+                ready.set()
+
+    async def _lifetime(self, listening: L, ready: threading.Event) -> None:
+        try:
+            await self._open(listening)
+            self._serving = True
+            ready.set()
+            await self._stopping.wait()
+        finally:
+            await self._close()
+
+
+class BackgroundServer(LoopThread[list[socket.socket]]):
+    """A server on `host`:`port` (port 0: a free one, known once started) served from a
+    background thread, every request recorded; `start()` and `stop()` it, or use it as a
+    context manager. `url_host` is the host its URLs name (default: `host`), for a server bound
+    to every address.
+
+    A subclass says how to serve (`_open(sockets)`: bound, not yet listening; `_close`) and
+    records each request with `_arrived`."""
+
+    def __init__(self, port: int = 0, host: str = HOST, *, url_host: str | None = None,
+                 body_limit: int = BODY_LIMIT) -> None:
+        super().__init__()
+        self.host = host
+        self.port = port
+        self.url_host = url_host or host
+        self.body_limit = body_limit
+        self._seen: list[Seen] = []
+        self._seen_lock = threading.Lock()
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind the port and serve; OSError when the server cannot (see the module's rules)."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self._name} on {self.host}:{self.port} is already started")
+        sockets = _listen(self.host, self.port)
+        self._sockets = sockets
+        self.port = sockets[0].getsockname()[1]
+        self._start_serving(sockets, thread=f"{self._name}-{self.port}",
+                             failed=f"{self._name} did not start on {self.host}:{self.port}")
+        return self
+
     def reset(self) -> None:
         """Forget every request received so far (a subclass forgets its own state too)."""
         with self._seen_lock:
@@ -152,9 +209,6 @@ class BackgroundServer(abc.ABC):
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # what checks use --------------------------------------------------------------------------
 
@@ -172,16 +226,6 @@ class BackgroundServer(abc.ABC):
 
     # for subclasses ---------------------------------------------------------------------------
 
-    @abc.abstractmethod
-    async def _open(self, sockets: list[socket.socket]) -> None:
-        """Start serving on `sockets` (bound, not yet listening), on the server's loop; return
-        once requests are answered."""
-
-    @abc.abstractmethod
-    async def _close(self) -> None:
-        """Stop serving and let the requests in flight end; called after `_open`, even when it
-        failed halfway."""
-
     def _arrived(self, method: str, path: str, content_type: str) -> Seen:
         """Record a request that has just arrived; the entry to fill in as it is answered."""
         entry = Seen(method, path, time.monotonic(), content_type)
@@ -189,33 +233,9 @@ class BackgroundServer(abc.ABC):
             self._seen.append(entry)
         return entry
 
-    # the server's thread ----------------------------------------------------------------------
-
     @property
     def _name(self) -> str:
         return type(self).__name__
-
-    async def _lifetime(self, sockets: list[socket.socket], ready: threading.Event) -> None:
-        try:
-            await self._open(sockets)
-            self._serving = True
-            ready.set()
-            await self._stopping.wait()
-        finally:
-            await self._close()
-
-    def _run(self, loop: asyncio.AbstractEventLoop, main: asyncio.Task[None],
-             ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(main)
-        except BaseException as exc:  # whatever ends the server: start() reports it if starting
-            self._failure = exc
-        finally:
-            try:
-                _close_loop(loop)
-            finally:
-                ready.set()
 
 
 def _listen(host: str, port: int) -> list[socket.socket]:

@@ -27,7 +27,7 @@ Rules:
   connections from accept to close (the TLS handshake included), as the hosts see them: a
   client's close counts once the hosts have handled it, which lags on a busy machine.
   `client_connections()` counts what the kernel holds established now, at the clients' end.
-  Serving follows conformance/_servers.py's lifecycle: a thread and loop of its own,
+  Serving is conformance/_servers.py's LoopThread: a thread and loop of its own,
   `start()` returns once serving or raises OSError, `stop()` within 2 x STOP_TIMEOUT seconds,
   any number of times.
 """
@@ -54,7 +54,7 @@ import h11
 
 from conformance._box._plan import Answer, Port, Site
 from conformance._box._tls import TlsMaterial
-from conformance._servers import STOP_TIMEOUT, _call_soon, _close_loop
+from conformance._servers import STOP_TIMEOUT, LoopThread
 
 START_TIMEOUT = 60.0  # 15,000 listeners took 0.4 s, a wildcard 0.01 s: this is for slow machines
 BACKLOG = 1024
@@ -90,7 +90,10 @@ class Hit:
         return [value for key, value in self.headers if key.lower() == name.lower()]
 
 
-class Hosts:
+Listener = tuple[socket.socket, Site | None, int]  # a listening socket, its site (or None), port
+
+
+class Hosts(LoopThread[list[Listener]]):
     """Ports 80 and 443 of every site (see the module's rules); `start()`, `stop()`, `seen()`,
     `peak_connections`. `http_port`/`https_port` other than 80 and 443 are for tests."""
 
@@ -98,6 +101,7 @@ class Hosts:
                  https_port: int = 443) -> None:
         if any(not site.address for site in sites):
             raise ValueError("every site needs its address: plan them with allocate()")
+        super().__init__()
         self.sites = tuple(sites)
         self.tls = tls
         self.http_port, self.https_port = http_port, https_port
@@ -108,13 +112,7 @@ class Hosts:
         self.open_connections = 0
         self._hits: list[Hit] = []
         self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._main: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-        self._serving = False
-        self._failure: BaseException | None = None
+        self._servers: list[asyncio.Server] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self.start_seconds = 0.0  # how long the last start() took (for the measurements)
 
@@ -122,49 +120,18 @@ class Hosts:
 
     def start(self) -> None:
         """Bind every site's ports and serve; returns once serving. OSError when a port cannot
-        be bound, descriptors are short, or serving does not start within START_TIMEOUT."""
+        be bound, descriptors are short, or serving does not start within START_TIMEOUT.
+        `stop()` ends the connections in flight; the hits recorded stay."""
         if self._thread is not None:
             raise RuntimeError("the hosts are already started")
         began = time.monotonic()
-        listeners = self._bind()
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._stopping = asyncio.Event()
-        self._serving, self._failure = False, None
-        self._loop = loop
-        self._main = loop.create_task(self._lifetime(listeners, ready))
-        self._thread = threading.Thread(target=self._run, args=(loop, self._main, ready),
-                                        name="box-hosts", daemon=True)
-        self._thread.start()
-        ready.wait(START_TIMEOUT)
-        if not self._serving:
-            failure = self._failure
-            self.stop()
-            why = repr(failure) if failure is not None else f"not within {START_TIMEOUT:g} s"
-            raise OSError(f"the box's hosts did not start: {why}") from failure
+        self._start_serving(self._bind(), thread="box-hosts",
+                            failed="the box's hosts did not start", start_timeout=START_TIMEOUT)
         self.start_seconds = time.monotonic() - began
-
-    def stop(self) -> None:
-        """Stop serving (connections in flight are ended); nothing when not started. The hits
-        recorded stay."""
-        thread, loop, main = self._thread, self._loop, self._main
-        self._thread = None
-        if thread is not None and loop is not None and main is not None:
-            _call_soon(loop, self._stopping.set)
-            thread.join(STOP_TIMEOUT)
-            if thread.is_alive():
-                _call_soon(loop, main.cancel)
-                thread.join(STOP_TIMEOUT)
-        for sock in self._sockets:
-            sock.close()
-        self._sockets = []
 
     def __enter__(self) -> Hosts:
         self.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # what suites read -------------------------------------------------------------------------
 
@@ -183,11 +150,11 @@ class Hosts:
 
     # binding ----------------------------------------------------------------------------------
 
-    def _bind(self) -> list[tuple[socket.socket, Site | None, int]]:
+    def _bind(self) -> list[Listener]:
         """Listening sockets of every port that accepts, with their site (None: a wildcard,
         the site known per connection) and port; the BLACKHOLE ones are bound, filled and kept
         in `_sockets` only."""
-        listeners: list[tuple[socket.socket, Site | None, int]] = []
+        listeners: list[Listener] = []
         wanted: list[tuple[Site | None, str, int, bool]] = []  # site, address, port, blackhole
         for port, field in ((self.http_port, "http"), (self.https_port, "https")):
             specs = [(site, getattr(site, field)) for site in self.sites]
@@ -228,38 +195,20 @@ class Hosts:
 
     # the hosts' thread ------------------------------------------------------------------------
 
-    def _run(self, loop: asyncio.AbstractEventLoop, main: asyncio.Task[None],
-             ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(main)
-        except BaseException as exc:  # whatever ends the hosts: start() reports it if starting
-            self._failure = exc
-        finally:
-            try:
-                _close_loop(loop)
-            finally:
-                ready.set()
+    async def _open(self, listening: list[Listener]) -> None:
+        self._servers = []
+        for sock, site, port in listening:
+            self._servers.append(await asyncio.start_server(
+                functools.partial(self._connection, site, port), sock=sock, limit=READ_SIZE))
 
-    async def _lifetime(self, listeners: list[tuple[socket.socket, Site | None, int]],
-                        ready: threading.Event) -> None:
-        servers: list[asyncio.Server] = []
-        try:
-            for sock, site, port in listeners:
-                servers.append(await asyncio.start_server(
-                    functools.partial(self._connection, site, port), sock=sock,
-                    limit=READ_SIZE))
-            self._serving = True
-            ready.set()
-            await self._stopping.wait()
-        finally:
-            for server in servers:
-                server.close()
-            handlers = list(self._handlers)
-            for task in handlers:
-                task.cancel()
-            if handlers:
-                await asyncio.wait(handlers, timeout=STOP_TIMEOUT)
+    async def _close(self) -> None:
+        for server in self._servers:
+            server.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=STOP_TIMEOUT)
 
     async def _connection(self, site: Site | None, port: int, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
