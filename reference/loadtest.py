@@ -56,6 +56,7 @@ TIMEOUT: Literal["timeout"] = "timeout"
 CONNECTION: Literal["connection"] = "connection"
 STATS = ("min", "max", "mean", "median", "p75", "p90", "p95", "p99")
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a program Ctrl+C ended
+LAG_WARNING = 100.0  # ms of p99 start lag past which the run warns it measured itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,10 @@ class Summary:
     status_codes: dict[int, int]  # by code, ascending
     interrupted: bool = False
     elapsed: float | None = None  # seconds from the start to the end of the run
+    # How late the tester itself started the answered requests (send - scheduled), in ms: its
+    # p99 and max, None when nothing was answered. Large, the numbers measure the tester.
+    start_lag_p99: float | None = None
+    start_lag_max: float | None = None
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -258,6 +263,8 @@ def summarize(outcomes: list[Outcome], url: str, rps: float, test_time: float,
         (code, n) for code, n in kinds.items() if isinstance(code, int))}
     http_5xx = sum(n for code, n in codes.items() if code >= 500)
     timeouts, connection_errors = kinds[TIMEOUT], kinds[CONNECTION]
+    lags = sorted(o.latency_ms - o.send_latency_ms for o in outcomes
+                  if o.latency_ms is not None and o.send_latency_ms is not None)
     return Summary(
         url=url, rps=rps, test_time=test_time, wait_timeout=wait_timeout,
         planned=planned(rps, test_time), sent=len(outcomes),
@@ -267,7 +274,9 @@ def summarize(outcomes: list[Outcome], url: str, rps: float, test_time: float,
         latency=stats([o.latency_ms for o in outcomes if o.latency_ms is not None]),
         latency_from_send=stats([o.send_latency_ms for o in outcomes
                                  if o.send_latency_ms is not None]),
-        status_codes=codes, interrupted=interrupted, elapsed=elapsed)
+        status_codes=codes, interrupted=interrupted, elapsed=elapsed,
+        start_lag_p99=percentile(lags, 99) if lags else None,
+        start_lag_max=lags[-1] if lags else None)
 
 
 def _number(value: float) -> int | float:
@@ -309,6 +318,10 @@ def render_text(summary: Summary) -> str:
     for name, value, from_send in zip(STATS, primary, sent, strict=True):
         label = f"{name.capitalize() if name[0] != 'p' else name}:"
         lines.append(f"{label:<7} {value:>{width}}  ({from_send})")
+    if s.start_lag_p99 is not None and s.start_lag_max is not None:
+        # No statistic's word after the number: a reader of the summary takes "max" for latency.
+        lines.append(f"Start lag p99: {s.start_lag_p99:.1f} ms (max {s.start_lag_max:.1f} ms), "
+                     f"how late the tester itself started them")
     lines += ["", "=== Status Code Distribution ==="]
     rows = [(f"{_reason(code)}:", n) for code, n in s.status_codes.items()]
     rows += [("Timeouts:", s.timeouts), ("Connection errors:", s.connection_errors)]
@@ -323,6 +336,22 @@ def _stats_json(latency: Stats | None, measured_from: str) -> dict[str, Any]:
     return {"measured_from": measured_from, "percentiles": "nearest-rank", **numbers}
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def lag_warning(summary: Summary) -> str:
+    """A warning when the tester fell behind its own schedule (its p99 start lag over
+    LAG_WARNING ms, as k6 warns of dropped iterations), else ''."""
+    lag = summary.start_lag_p99
+    if lag is None or lag <= LAG_WARNING:
+        return ""
+    return (f"loadtest.py: warning: requests started up to {lag:.0f} ms late (p99; max "
+            f"{summary.start_lag_max or lag:.0f} ms): this machine could not keep "
+            f"{_number(summary.rps)} requests a second, so the numbers measure the tester as "
+            f"much as the target")
+
+
 def render_json(summary: Summary) -> str:
     """The summary as one JSON object (latencies in ms, null when nothing was answered)."""
     s = summary
@@ -335,6 +364,7 @@ def render_json(summary: Summary) -> str:
         "latency_ms": _stats_json(s.latency, "scheduled start"),
         "latency_from_send_ms": _stats_json(s.latency_from_send, "actual send"),
         "status_codes": {str(code): n for code, n in s.status_codes.items()},
+        "start_lag_ms": {"p99": _rounded(s.start_lag_p99), "max": _rounded(s.start_lag_max)},
         "interrupted": s.interrupted,
     }, indent=2)
 
@@ -475,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(outcomes, args.url, args.rps, args.test_time, args.wait_timeout,
                         interrupted=interrupted, elapsed=elapsed)
     print(render_json(summary) if args.json else render_text(summary), flush=True)
+    warning = lag_warning(summary)
+    if warning:
+        print(warning, file=sys.stderr)
     return INTERRUPTED_EXIT if interrupted else 0
 
 

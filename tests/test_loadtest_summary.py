@@ -108,7 +108,8 @@ def test_json_reads_by_its_keys() -> None:
     ("Requests per second:", None), ("Max concurrency:", None), ("Total time:", None),
     ("HTTP errors (4xx):", None), ("Errors:", "failed"), ("- HTTP errors (5xx):", "http_5xx"),
     ("Timed out:", "timeouts"), ("Response time p95 (ms):", "latency:p95"),
-    ("Average latency:", "latency:mean"), ("Total:", "sent"),
+    ("Average latency:", "latency:mean"), ("Total:", "sent"), ("Start lag p99:", None),
+    ("start_lag_ms.max", None),
 ])
 def test_labels(label: str, kind: str | None) -> None:
     assert classify(label) == kind

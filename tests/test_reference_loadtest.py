@@ -7,6 +7,7 @@ verdict tests.)"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import os
@@ -31,6 +32,7 @@ from reference import loadtest
 from reference.loadtest import (
     Outcome,
     fire,
+    lag_warning,
     main,
     offsets,
     percentile,
@@ -146,7 +148,8 @@ def scripted() -> tuple[Target, dict[str, Any], float]:
         done = run(target.url, "50", "1", "0.5", "--json", limit=15)
         took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    # Nothing on stderr but, on a very busy machine, the warning that the tester fell behind.
+    assert done.stderr == "" or done.stderr.startswith("loadtest.py: warning: requests started")
     return target, json.loads(done.stdout), took
 
 
@@ -160,8 +163,9 @@ def test_every_outcome_is_counted_as_its_kind(scripted: tuple[Target, dict[str, 
         "sent": 50, "completed": 47, "failed": 3, "timeouts": 1, "connection_errors": 1,
         "http_5xx": 1}
     assert summary["status_codes"] == {"200": 45, "301": 1, "404": 1, "500": 1}
-    # The request never answered was given up at the deadline (1.5 s), not waited for.
-    assert took < 1.5 + 2.0
+    # The request never answered was given up at the deadline (1.5 s), not waited for until the
+    # run's limit (15 s); the rest is Python's start on a busy machine (4.6 s seen under load).
+    assert took < 1.5 + 8.0
 
 
 def test_latencies_are_the_targets_delays(scripted: tuple[Target, dict[str, Any],
@@ -182,7 +186,8 @@ def test_the_json_summary_has_the_agreed_keys(scripted: tuple[Target, dict[str, 
     target, summary, _ = scripted
     assert list(summary) == ["url", "rps", "test_time", "wait_timeout", "sent", "completed",
                              "failed", "timeouts", "connection_errors", "http_5xx", "latency_ms",
-                             "latency_from_send_ms", "status_codes", "interrupted"]
+                             "latency_from_send_ms", "status_codes", "start_lag_ms",
+                             "interrupted"]
     assert (summary["url"], summary["rps"], summary["test_time"], summary["wait_timeout"],
             summary["interrupted"]) == (target.url, 50, 1, 0.5, False)
     stats = ["min", "max", "mean", "median", "p75", "p90", "p95", "p99"]
@@ -279,6 +284,7 @@ p75:      80.0  (79.0)
 p90:     100.0  (99.0)
 p95:     200.0  (150.0)
 p99:     200.0  (150.0)
+Start lag p99: 50.0 ms (max 50.0 ms), how late the tester itself started them
 
 === Status Code Distribution ===
 200 OK:              10
@@ -286,6 +292,17 @@ p99:     200.0  (150.0)
 500 Internal Server Error: 1
 Timeouts:             2
 Connection errors:    1"""
+
+
+def test_a_tester_behind_its_schedule_says_so() -> None:
+    on_time = summarize(outcomes(), "http://h/", 7.5, 2, 1.5)
+    assert on_time.start_lag_p99 == 50.0 and lag_warning(on_time) == ""
+    behind = dataclasses.replace(on_time, start_lag_p99=250.0, start_lag_max=900.0)
+    assert lag_warning(behind) == (
+        "loadtest.py: warning: requests started up to 250 ms late (p99; max 900 ms): this "
+        "machine could not keep 7.5 requests a second, so the numbers measure the tester as "
+        "much as the target")
+    assert json.loads(render_json(behind))["start_lag_ms"] == {"p99": 250.0, "max": 900.0}
 
 
 def test_a_summary_with_no_answer_says_n_a_and_null() -> None:

@@ -22,7 +22,7 @@ from conformance._box import Answer, Dns, Port, Site, Tls
 SCHEMES = ("http", "https")
 FIELDS = ("status", "server", "content_length", "content_language", "cookies")
 HOLDERS = 120  # sites whose HTTP port holds its connection silent: concurrency shows on them
-BOUND_SITES = 2000  # the connection-bound run's list: twice the bound of silent hosts
+BOUND_SITES = 1500  # the connection-bound run's list: half as many again as the bound, all silent
 LATE_DELAY = 1.5  # a LATE DNS answer's hold, within the resolver's timeout (DNS_DELAY + 2)
 DNS_DELAY = 0.1  # every DNS answer is held this long, so that a program's queries overlap
 REFUSED_BOTH_UP_TO = 2000  # above this many sites, REFUSED on port 443 only

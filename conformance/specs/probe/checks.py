@@ -5,9 +5,10 @@ fault of the box among healthy sites, _sites.py) and the sites of the connection
 program runs ONCE on the main list, and every record check judges that run's evidence: each
 record against what the box knows it served (the plan) and what its hosts saw (`box.seen`, hit
 times for the order), the box's peak of connections and of DNS queries in flight. A few more
-short runs, each made when a check first needs it: the bound run (2,000 hosts holding both
-ports silent: the 1,000 connections' bound; stopped once no new request has come for a while, since
-the connections it then holds are all it opens until they time out), two small lists (a messy
+short runs, each made when a check first needs it: the bound run (1,500 hosts whose HTTP
+port holds every request silent, HTTPS refused: the 1,000 connections' bound; stopped once no
+new request has come for a while, since the connections it then holds are all it opens until
+they time out), two small lists (a messy
 one, a plain one) and no list at all. A program that does not finish in time is stopped; what
 it wrote is judged where it can be, and the rest fails naming the limit. The file written so
 far is read while slow hosts hold their connections, the last reading judged (PROBE-26).
@@ -145,7 +146,7 @@ class Seen:
 
     @property
     def bound(self) -> Run:
-        """The run on 2,000 sites whose ports hold every request silent."""
+        """The run on 1,500 sites whose HTTP port holds every request silent."""
         self.main  # noqa: B018
         if "bound" not in self.runs:
             if self.box.hosts is not None:
@@ -574,7 +575,7 @@ def test_dns_is_asynchronous(seen: Seen, note: Callable[[str], None]) -> None:
 
 @requirement("PROBE-17")
 def test_at_most_a_thousand_connections(seen: Seen, note: Callable[[str], None]) -> None:
-    """At most 1,000 connections at once, with 2,000 hosts holding theirs."""
+    """At most 1,000 connections at once, with 1,500 hosts holding theirs."""
     run = seen.bound
     # Judged on the bound run only, where connections are held long enough for the samples of
     # the kernel's table (each poll) to see every plateau. The box's own count lags a client's
