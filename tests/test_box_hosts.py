@@ -122,6 +122,67 @@ def test_every_answer_is_what_a_client_sees_over_http_and_https() -> None:
     ''')
 
 
+def test_paths_of_an_image_host_stream_cut_reset_and_range() -> None:
+    in_box('''
+    import threading
+    image = bytes(range(256)) * 40  # 10,240 bytes
+    site = allocate([Site("img.test", paths=(
+        ("/a.png", Answer(body=image, content_type="image/png", server=None)),
+        ("/slow.png", Answer(body=image, content_type="image/png", pace=0.5)),
+        ("/cut.png", Answer(body=image, content_type="image/png", cut=4000)),
+        ("/reset.png", Answer(body=image, content_type="image/png", reset_after=4000)),
+        ("/range.png", Answer(body=image, content_type="image/png", ranges=True)),
+        ("/gone.png", Answer(status=404, body=b"no")),
+        ("/silent.png", Port.SILENT),
+    ))])[0]
+    tls = TlsMaterial(FOLDER)
+    with Hosts([site], tls) as hosts:
+        for port, kind in ((80, None), (443, tls)):
+            status, headers, got = fetch(site, port, path="/a.png?size=big", tls=kind)
+            assert (status, got, values(headers, "Content-Type")) == (200, image, ["image/png"])
+            assert fetch(site, port, path="/other", tls=kind)[2] == b"<html><body>box</body></html>"
+            assert fetch(site, port, path="/gone.png", tls=kind)[0] == 404
+            # A short body: Content-Length says 10,240, 4,000 bytes come, then the end.
+            try:
+                fetch(site, port, path="/cut.png", tls=kind)
+                raise AssertionError("a cut body read whole")
+            except http.client.IncompleteRead as exc:
+                assert len(exc.partial) == 4000 and exc.expected == len(image) - 4000
+            try:
+                fetch(site, port, path="/reset.png", tls=kind)
+                raise AssertionError("a reset body read whole")
+            except (ConnectionResetError, http.client.IncompleteRead, ssl.SSLError):
+                pass
+            status, headers, got = fetch(site, port, path="/range.png", tls=kind,
+                                         headers={"Range": "bytes=4000-"})
+            assert (status, got) == (206, image[4000:])
+            assert values(headers, "Content-Range") == [f"bytes 4000-10239/{len(image)}"]
+            assert fetch(site, port, path="/range.png", tls=kind)[:3:2] == (200, image)
+            try:
+                fetch(site, port, path="/silent.png", tls=kind, timeout=0.5)
+                raise AssertionError("a silent path answered")
+            except TimeoutError:
+                pass
+        # Three paced downloads at once are three answers in flight; each takes its 0.5 s.
+        hosts.reset()
+        began = time.monotonic()
+        threads = [threading.Thread(target=fetch, args=(site,), kwargs={"path": "/slow.png"})
+                   for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert hosts.peak_answering == 3, hosts.peak_answering
+        assert 0.45 <= time.monotonic() - began < 3
+        # The hosts count an answer done once its last bytes are out, after the client has them.
+        until = time.monotonic() + 2
+        while hosts.answering and time.monotonic() < until:
+            time.sleep(0.01)
+        assert hosts.answering == 0
+    print("ok")
+    ''')
+
+
 def test_every_fault_is_what_a_client_sees() -> None:
     out = in_box('''
     plan = allocate([

@@ -23,6 +23,11 @@ Rules:
 - An answer's redirect answers a request for `/` only (301, Location); any other path gets the
   answer itself, so a redirect to the other scheme or another site is one hop, and one back to
   the same URL is a loop. HEAD gets GET's headers without the body, or 405 with head_differs.
+  A site's `paths` answer those paths (a port fault of the site still wins); a path's own
+  fault is that request's connection's. A streamed body (paced, cut short, reset, or from a
+  Range) goes out piece by piece; cut short, the connection is closed (a FIN) with the
+  Content-Length of the whole body; reset, it is an RST. `answering` counts answers from their
+  request's head to their body's end (or failure): `peak_answering` is the most at once.
 - Every request is recorded as a `Hit` when its headers have come; `peak_connections` counts
   connections from accept to close (the TLS handshake included), as the hosts see them: a
   client's close counts once the hosts have handled it, which lags on a busy machine.
@@ -52,7 +57,7 @@ from typing import Literal
 
 import h11
 
-from conformance._box._plan import Answer, Port, Site
+from conformance._box._plan import PACE_PIECES, Answer, Port, Site
 from conformance._box._tls import TlsMaterial
 from conformance._servers import STOP_TIMEOUT, LoopThread
 
@@ -110,6 +115,8 @@ class Hosts(LoopThread[list[Listener]]):
         tls.prepare(self.sites)
         self.peak_connections = 0
         self.open_connections = 0
+        self.answering = 0
+        self.peak_answering = 0
         self._hits: list[Hit] = []
         self._lock = threading.Lock()
         self._servers: list[asyncio.Server] = []
@@ -147,6 +154,7 @@ class Hosts(LoopThread[list[Listener]]):
         with self._lock:
             self._hits.clear()
             self.peak_connections = self.open_connections
+            self.peak_answering = self.answering
 
     # binding ----------------------------------------------------------------------------------
 
@@ -265,11 +273,23 @@ class Hosts(LoopThread[list[Listener]]):
                              tuple((k.decode("latin-1"), v.decode("latin-1"))
                                    for k, v in request.headers.raw_items()),
                              time.monotonic(), sni))
-            if not isinstance(spec, Answer):
-                await self._fault(spec, connection, reader, writer)
+            chosen = site.answer_for(spec, request.target.decode("latin-1"))
+            if not isinstance(chosen, Answer):
+                await self._fault(chosen, connection, reader, writer)
                 return
             await _drain_body(connection, reader)
-            await _answer(connection, writer, spec, request)
+            with self._lock:
+                self.answering += 1
+                self.peak_answering = max(self.peak_answering, self.answering)
+            try:
+                if chosen.streamed:
+                    if not await _stream(connection, writer, chosen, request):
+                        return
+                else:
+                    await _answer(connection, writer, chosen, request)
+            finally:
+                with self._lock:
+                    self.answering -= 1
             if connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
                 return
             connection.start_next_cycle()
@@ -365,6 +385,59 @@ async def _answer(connection: h11.Connection, writer: asyncio.StreamWriter, answ
     await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
 
 
+async def _stream(connection: h11.Connection, writer: asyncio.StreamWriter, answer: Answer,
+                  request: h11.Request) -> bool:
+    """Send `answer`'s body piece by piece (see the module's rules); False when the connection
+    was closed or reset on purpose."""
+    status, headers, body = _response(answer, request.method.upper(),
+                                      request.target.split(b"?", 1)[0])
+    headers = list(headers)  # the cached list stays as it is
+    wanted = dict(request.headers).get(b"range", b"")
+    start = _range_start(wanted, len(body)) if answer.ranges and status == 200 else None
+    if start is not None:
+        status, total, body = 206, len(body), body[start:]
+        headers = [(k, v) for k, v in headers if k != b"Content-Length"]
+        headers += [(b"Content-Range", f"bytes {start}-{total - 1}/{total}".encode("ascii")),
+                    (b"Content-Length", str(len(body)).encode("ascii"))]
+    elif answer.ranges:
+        headers.append((b"Accept-Ranges", b"bytes"))
+    if request.method.upper() == b"HEAD":
+        body = b""
+    writer.write(connection.send(h11.Response(status_code=status, headers=headers,
+                                              reason=_reason(status))) or b"")
+    end = len(body)
+    for limit in (answer.cut, answer.reset_after):
+        if limit is not None:
+            end = min(end, limit)
+    piece = max(1, -(-end // PACE_PIECES)) if answer.pace else max(1, end)
+    for offset in range(0, end, piece):
+        writer.write(connection.send(h11.Data(data=body[offset:offset + piece])) or b"")
+        await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
+        if answer.pace:
+            await asyncio.sleep(answer.pace / PACE_PIECES)
+    if answer.reset_after is not None and answer.reset_after < len(body):
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        return False
+    if answer.cut is not None and answer.cut < len(body):
+        writer.close()  # a FIN before the body's end: the client reads a short body
+        return False
+    writer.write(connection.send(h11.EndOfMessage()) or b"")
+    await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
+    return True
+
+
+def _range_start(value: bytes, size: int) -> int | None:
+    """N of `bytes=N-` when it is within a body of `size` bytes, else None (served whole)."""
+    text = value.decode("latin-1").strip().lower()
+    if not text.startswith("bytes=") or not text.endswith("-"):
+        return None
+    number = text[len("bytes="):-1].strip()
+    return int(number) if number.isdigit() and int(number) < size else None
+
+
 @functools.lru_cache(maxsize=4096)
 def _response(answer: Answer, method: bytes, path: bytes
               ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -379,7 +452,7 @@ def _response(answer: Answer, method: bytes, path: bytes
     if method == b"HEAD" and answer.head_differs:
         return 405, [*headers, (b"Allow", b"GET"), (b"Content-Length", b"0")], b""
     body = gzip.compress(answer.body, mtime=0) if answer.gzip else answer.body
-    headers.append((b"Content-Type", b"text/html; charset=utf-8"))
+    headers.append((b"Content-Type", answer.content_type.encode("latin-1")))
     headers += [(b"Content-Language", language.encode("latin-1"))
                 for language in answer.languages]
     headers += [(b"Set-Cookie", cookie.encode("latin-1")) for cookie in answer.cookies]

@@ -47,7 +47,11 @@ class Tls(Enum):
 @dataclass(frozen=True)
 class Answer:
     """What a port answers to a request for `/`: status, headers and body. `redirect` sends
-    a 301 to that URL first (one hop; a URL back to the site itself makes a loop)."""
+    a 301 to that URL first (one hop; a URL back to the site itself makes a loop). How the
+    body travels: over `pace` seconds (in PACE_PIECES pieces, so a download is seen in flight),
+    cut short after `cut` bytes (the connection closed, Content-Length still the whole body's),
+    or reset (an RST) after `reset_after` bytes; `ranges` answers `Range: bytes=N-` with a 206
+    from byte N."""
 
     status: int = 200
     server: str | None = "box"  # the Server header (None: none sent)
@@ -57,11 +61,27 @@ class Answer:
     gzip: bool = False  # the body is sent gzip-encoded (Content-Length is then the encoded size)
     head_differs: bool = False  # HEAD answers another status than GET (405)
     redirect: str | None = None
+    content_type: str = "text/html; charset=utf-8"
+    pace: float = 0.0
+    cut: int | None = None
+    reset_after: int | None = None
+    ranges: bool = False
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the body is sent piece by piece (paced, cut, reset or by range)."""
+        return bool(self.pace or self.ranges) or self.cut is not None \
+            or self.reset_after is not None
+
+
+PACE_PIECES = 10
 
 
 @dataclass(frozen=True)
 class Site:
-    """One domain of the box: its name, faults and answers; `address` once allocated."""
+    """One domain of the box: its name, faults and answers; `address` once allocated. `paths`
+    answers some paths (the query left out) otherwise than the port's answer, over both schemes
+    (a fault of the port itself still wins): an image host's files, one fault each."""
 
     name: str
     dns: Dns | None = None
@@ -70,6 +90,13 @@ class Site:
     https: Answer | Port = field(default_factory=Answer)
     tls: Tls | None = None
     address: str = ""
+    paths: tuple[tuple[str, Answer | Port], ...] = ()
+
+    def answer_for(self, spec: Answer | Port, path: str) -> Answer | Port:
+        """What a port whose own answer is `spec` gives for `path`."""
+        if isinstance(spec, Port):
+            return spec
+        return dict(self.paths).get(path.split("?", 1)[0], spec)
 
 
 FIRST = ipaddress.IPv4Address("127.1.0.1")
