@@ -109,27 +109,32 @@ def _tables_in(source: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def _isolated_pytest_env() -> Iterator[None]:
-    """No user pytest options or plugins, and hypothesis's cache in a temporary folder, so a
-    run leaves nothing in the folder it was started from. Only what hypothesis computes from
-    fixed inputs (KEPT) is kept, in the user's cache folder: computed afresh, a codec's table
-    and our modules' constants cost a fuzzing run a second or two of CPU, the same each time."""
-    # Here, not at the top: hypothesis is imported by the suites that fuzz, and costs the
-    # others' runs a fifth of a second.
-    from hypothesis.configuration import set_hypothesis_home_dir
-
+def _isolated_pytest_env(fuzzing: bool) -> Iterator[None]:
+    """No user pytest options or plugins, and, for a suite that may fuzz (`fuzzing`: its spec
+    has an OpenAPI document, which schemathesis fuzzes), hypothesis's cache in a temporary
+    folder, so a run leaves nothing in the folder it was started from. Only what hypothesis
+    computes from fixed inputs (KEPT) is kept, in the user's cache folder: computed afresh, a
+    codec's table and our modules' constants cost a fuzzing run a second or two of CPU, the same
+    each time."""
     saved = {k: os.environ.get(k) for k in ("PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
     os.environ.pop("PYTEST_ADDOPTS", None)
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    scratch = tempfile.TemporaryDirectory(prefix="conformance-hypothesis-")
-    _tables_in(hypothesis_cache(), Path(scratch.name))
-    set_hypothesis_home_dir(scratch.name)
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    if fuzzing:
+        # Here, not at the top, and only for a suite that fuzzes: importing hypothesis costs
+        # every other run a sixth of a second of CPU, and a class's runs number in hundreds.
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        scratch = tempfile.TemporaryDirectory(prefix="conformance-hypothesis-")
+        _tables_in(hypothesis_cache(), Path(scratch.name))
+        set_hypothesis_home_dir(scratch.name)
     try:
         yield
     finally:
-        set_hypothesis_home_dir(None)
-        _tables_in(Path(scratch.name), hypothesis_cache())
-        scratch.cleanup()
+        if scratch is not None:
+            set_hypothesis_home_dir(None)
+            _tables_in(Path(scratch.name), hypothesis_cache())
+            scratch.cleanup()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -137,7 +142,7 @@ def _isolated_pytest_env() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _pytest(suite: Suite, plugin: ConformancePlugin) -> tuple[int, str]:
+def _pytest(suite: Suite, plugin: ConformancePlugin, *, fuzzing: bool) -> tuple[int, str]:
     root = specs_dir()
     args = [
         *(str(path) for path in suite.checks), "-c", str(root / "pytest.ini"),
@@ -149,7 +154,8 @@ def _pytest(suite: Suite, plugin: ConformancePlugin) -> tuple[int, str]:
         *(word for module in suite.fixtures for word in ("-p", module)),
     ]
     buffer = io.StringIO()
-    with _isolated_pytest_env(), contextlib.redirect_stdout(buffer), \
+    with _isolated_pytest_env(fuzzing), \
+            contextlib.redirect_stdout(buffer), \
             contextlib.redirect_stderr(buffer):
         try:
             code = int(pytest.main(args, plugins=[plugin]))
@@ -249,7 +255,7 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
                 workdir=workdir, own_network=network.own))
         plugin = ConformancePlugin(spec, target, options, only=only, on_progress=on_progress)
         with bodies_in(bodies):
-            code, output = _pytest(suite, plugin)
+            code, output = _pytest(suite, plugin, fuzzing=spec.openapi is not None)
         label = f"our reference ({target.label})" if embedded else target.label
         # Read now: the server's output file goes when the target is torn down.
         trouble = target.trouble() if isinstance(target, ServerTarget) else ""

@@ -203,10 +203,21 @@ def plan_names(urls: Iterable[str], folder: str | os.PathLike[str]) -> list[Job]
 
 # --- one download -----------------------------------------------------------------------------
 
+# The types nearly every image on the web is, known by their first bytes at once; puremagic,
+# which tries every signature it knows (0.5 ms an image), only for the rest.
+_COMMON = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+           (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))
+
+
 def is_image(first_bytes: bytes) -> str | None:
     """The image type (a MIME type such as 'image/png') the bytes start with, or None."""
     if not first_bytes:
         return None
+    for signature, mime in _COMMON:
+        if first_bytes.startswith(signature):
+            return mime
+    if first_bytes[:4] == b"RIFF" and first_bytes[8:12] == b"WEBP":
+        return "image/webp"
     try:
         matches = puremagic.magic_string(first_bytes)
     except (puremagic.PureError, ValueError):

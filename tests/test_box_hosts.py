@@ -134,6 +134,7 @@ def test_paths_of_an_image_host_stream_cut_reset_and_range() -> None:
         ("/range.png", Answer(body=image, content_type="image/png", ranges=True)),
         ("/gone.png", Answer(status=404, body=b"no")),
         ("/silent.png", Port.SILENT),
+        ("/old.png", Answer(redirect="https://img.test/a.png")),
     ))])[0]
     tls = TlsMaterial(FOLDER)
     with Hosts([site], tls) as hosts:
@@ -142,6 +143,8 @@ def test_paths_of_an_image_host_stream_cut_reset_and_range() -> None:
             assert (status, got, values(headers, "Content-Type")) == (200, image, ["image/png"])
             assert fetch(site, port, path="/other", tls=kind)[2] == b"<html><body>box</body></html>"
             assert fetch(site, port, path="/gone.png", tls=kind)[0] == 404
+            status, headers, _ = fetch(site, port, path="/old.png", tls=kind)
+            assert (status, values(headers, "Location")) == (301, ["https://img.test/a.png"])
             # A short body: Content-Length says 10,240, 4,000 bytes come, then the end.
             try:
                 fetch(site, port, path="/cut.png", tls=kind)

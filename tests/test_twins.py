@@ -31,6 +31,8 @@ def _args(twin: Twin, given: tuple[str, ...]) -> tuple[str, ...]:
 def _cost(twin: Twin) -> float:
     """About how long a twin's run takes: a client program is run tens of times, once per
     situation, so its spec's twins are the longest."""
+    if twin.seconds is not None:
+        return twin.seconds
     spec = load_spec(twin.spec)
     return 40.0 if spec.kind == "program" and spec.default_url else 15.0
 

@@ -23,11 +23,12 @@ Rules:
 - An answer's redirect answers a request for `/` only (301, Location); any other path gets the
   answer itself, so a redirect to the other scheme or another site is one hop, and one back to
   the same URL is a loop. HEAD gets GET's headers without the body, or 405 with head_differs.
-  A site's `paths` answer those paths (a port fault of the site still wins); a path's own
-  fault is that request's connection's. A streamed body (paced, cut short, reset, or from a
-  Range) goes out piece by piece; cut short, the connection is closed (a FIN) with the
-  Content-Length of the whole body; reset, it is an RST. `answering` counts answers from their
-  request's head to their body's end (or failure): `peak_answering` is the most at once.
+  A site's `paths` answer those paths (a port fault of the site still wins; a path's
+  redirect answers that path); a path's own fault is that request's connection's. A streamed
+  body (paced, cut short, reset, or from a Range) goes out piece by piece; cut short, the
+  connection is closed (a FIN) with the Content-Length of the whole body; reset, it is an
+  RST. `answering` counts answers from their request's head to their body's end (or
+  failure): `peak_answering` is the most at once.
 - Every request is recorded as a `Hit` when its headers have come; `peak_connections` counts
   connections from accept to close (the TLS handshake included), as the hosts see them: a
   client's close counts once the hosts have handled it, which lags on a busy machine.
@@ -286,7 +287,8 @@ class Hosts(LoopThread[list[Listener]]):
                     if not await _stream(connection, writer, chosen, request):
                         return
                 else:
-                    await _answer(connection, writer, chosen, request)
+                    await _answer(connection, writer, chosen, request,
+                                  own_path=chosen is not spec)
             finally:
                 with self._lock:
                     self.answering -= 1
@@ -370,10 +372,11 @@ async def _drain_body(connection: h11.Connection, reader: asyncio.StreamReader) 
 
 
 async def _answer(connection: h11.Connection, writer: asyncio.StreamWriter, answer: Answer,
-                  request: h11.Request) -> None:
-    """Send `answer` to `request` (see the module's rules for redirects and HEAD)."""
-    status, headers, body = _response(answer, request.method.upper(),
-                                      request.target.split(b"?", 1)[0])
+                  request: h11.Request, own_path: bool = False) -> None:
+    """Send `answer` to `request` (see the module's rules for redirects and HEAD); `own_path`:
+    the answer is a path's own, whose redirect answers that path."""
+    path = b"/" if own_path else request.target.split(b"?", 1)[0]
+    status, headers, body = _response(answer, request.method.upper(), path)
     if request.method.upper() == b"HEAD":
         body = b""
     out = connection.send(h11.Response(status_code=status, headers=headers,

@@ -28,6 +28,14 @@ def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
+@cache
+def body(sample_name: str, url: str) -> bytes:
+    """What the box serves at `url`: the sample's bytes, then the URL itself, so that every
+    image of the box is a file of its own (an image's decoders stop at its end; the bytes after
+    it tell two copies of one sample apart)."""
+    return sample(sample_name) + b"\0" + url.encode("ascii")
+
+
 @dataclass(frozen=True)
 class Image:
     """One URL of a list: where it is, and what the box serves there (None: nothing to have)."""
@@ -42,9 +50,9 @@ class Image:
         return self.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-def _image(sample_name: str, **more: object) -> Answer:
+def _image(sample_name: str, url: str, **more: object) -> Answer:
     suffix = Path(sample_name).suffix
-    return Answer(body=sample(sample_name), content_type=TYPES[suffix], server="box-img",
+    return Answer(body=body(sample_name, url), content_type=TYPES[suffix], server="box-img",
                   **more)  # type: ignore[arg-type]
 
 
@@ -74,9 +82,9 @@ FAULTS = [  # (url, the path's answer (None: the host's fault), what happens)
     ("http://img1.test/f/missing-image.png", Answer(status=404, body=b"not found"),
      "answered 404"),
     ("https://img2.test/f/broken-image.jpg", Answer(status=500, body=b"oops"), "answered 500"),
-    ("http://img3.test/f/reset-image.jpg", _image("large.jpg", reset_after=50_000),
-     "reset after 50,000 of its bytes"),
-    ("https://img3.test/f/short-image.jpg", _image("large.jpg", cut=50_000),
+    ("http://img3.test/f/reset-image.jpg",
+     _image("large.jpg", "reset", reset_after=50_000), "reset after 50,000 of its bytes"),
+    ("https://img3.test/f/short-image.jpg", _image("large.jpg", "short", cut=50_000),
      "closed after 50,000 bytes of its Content-Length"),
     ("http://nowhere.test/nowhere-image.png", None, "its host's name does not resolve"),
     ("http://tarpit.test/tarpit-image.png", None, "its host never answers"),
@@ -90,6 +98,8 @@ NAMES = [
     ("http://img1.test/a/cat.png", "cat.png"),
     ("http://img1.test/a/cat.png", "cat.png"),
 ]
+# An image moved: its old URL answers 301 to the new one (the same file name).
+MOVED = ("http://img1.test/old/moved.png", "https://img2.test/new/moved.png")
 RESUMED = ("http://img3.test/r/large.jpg", "https://img4.test/r/whole.jpg")
 
 
@@ -107,18 +117,21 @@ def sites() -> tuple[Site, ...]:
     def put(host: str, path: str, answer: Answer | Port) -> None:
         paths.setdefault(host, {})[path.split("?", 1)[0]] = answer
 
-    for host, _, path, name in CLEAN + HEALTHY_IN_FAULTS:
-        put(host, path, _image(name))
+    for host, scheme, path, name in CLEAN + HEALTHY_IN_FAULTS:
+        put(host, path, _image(name, f"{scheme}://{host}{path}"))
     for url, answer, _ in FAULTS:
         if answer is not None:
             put(*_url_parts(url), answer)
     put(*_url_parts(NOT_AN_IMAGE[0]), NOT_AN_IMAGE[1])
     for url, name in NAMES:
-        put(*_url_parts(url), _image(name))
-    for i in range(BOUND_IMAGES):
-        put("img5.test", f"/b/{i:02d}.png", _image("cat.png", pace=PACE))
-    put(*_url_parts(RESUMED[0]), _image("large.jpg", ranges=True))
-    put(*_url_parts(RESUMED[1]), _image("large.jpg"))  # ignores Range: a 200, whole
+        put(*_url_parts(url), _image(name, url.split("?", 1)[0]))
+    for image in bound():
+        put(*_url_parts(image.url), _image("cat.png", image.url, pace=PACE))
+    put(*_url_parts(MOVED[0]), Answer(redirect=MOVED[1], server="box-img"))
+    put(*_url_parts(MOVED[1]), _image("cat.png", MOVED[0]))
+    put(*_url_parts(RESUMED[0]), _image("large.jpg", RESUMED[0], ranges=True))
+    # Ignores Range: a 200, whole.
+    put(*_url_parts(RESUMED[1]), _image("large.jpg", RESUMED[1]))
     plain = Answer(status=404, body=b"no such image", server="box-img")
     planned = [Site(host, http=plain, https=plain, paths=tuple(sorted(p.items())))
                for host, p in sorted(paths.items())]
@@ -129,13 +142,24 @@ def sites() -> tuple[Site, ...]:
 
 def clean() -> list[Image]:
     """The clean run's list."""
-    return [Image(f"{scheme}://{host}{path}", sample(name))
+    return [Image(url := f"{scheme}://{host}{path}", body(name, url))
             for host, scheme, path, name in CLEAN]
+
+
+def moved() -> Image:
+    """The clean run's image behind a redirect (its old URL)."""
+    return Image(MOVED[0], body("cat.png", MOVED[0]))
+
+
+def clean_list() -> list[Image]:
+    """The clean run's list: its images, the moved one among them."""
+    images = clean()
+    return [*images[:6], moved(), *images[6:]]
 
 
 def faults() -> tuple[list[Image], list[Image], Image]:
     """The faults run's healthy images, its failures, and its HTML page under `.jpg`."""
-    healthy = [Image(f"{scheme}://{host}{path}", sample(name))
+    healthy = [Image(url := f"{scheme}://{host}{path}", body(name, url))
                for host, scheme, path, name in HEALTHY_IN_FAULTS]
     failing = [Image(url, None, why) for url, _, why in FAULTS]
     return healthy, failing, Image(NOT_AN_IMAGE[0], None, "an HTML page answered 200")
@@ -154,13 +178,13 @@ def faults_list() -> list[Image]:
 
 def bound() -> list[Image]:
     """The bound run's list: paced images."""
-    return [Image(f"http://img5.test/b/{i:02d}.png", sample("cat.png"))
+    return [Image(url := f"http://img5.test/b/{i:02d}.png", body("cat.png", url))
             for i in range(BOUND_IMAGES)]
 
 
 def names() -> list[Image]:
     """The names run's list."""
-    return [Image(url, sample(name)) for url, name in NAMES]
+    return [Image(url, body(name, url.split("?", 1)[0])) for url, name in NAMES]
 
 
 def csv_text(images: list[Image], header: bool = False) -> str:

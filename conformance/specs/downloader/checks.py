@@ -30,17 +30,20 @@ from conformance._target import ProgramTarget
 from conformance.specs.downloader._runs import Run, run_under_box
 from conformance.specs.downloader._sites import (
     BOUND_IMAGES,
+    MOVED,
     PACE,
     PART,
     RESUMED,
     Image,
+    body,
     bound,
     clean,
+    clean_list,
     csv_text,
     faults,
     faults_list,
+    moved,
     names,
-    sample,
     sites,
 )
 
@@ -77,7 +80,7 @@ class Seen:
     def _make(self, name: str) -> Run:
         box, program = self.box, self.program
         if name == "clean":
-            return run_under_box(box, program, name, csv_text(clean()), LIMIT)
+            return run_under_box(box, program, name, csv_text(clean_list()), LIMIT)
         if name == "faults":
             return run_under_box(box, program, name, csv_text(faults_list()), FAULTS_LIMIT)
         if name == "bound":
@@ -93,10 +96,10 @@ class Seen:
         if name == "usage":
             return run_under_box(box, program, name, csv_text(clean()[:2]), LIMIT, n="0")
         if name == "resume":
-            large = sample("large.jpg")
+            first, second = (body("large.jpg", url) for url in RESUMED)
             return run_under_box(
                 box, program, name, "".join(f"{url}\n" for url in RESUMED), LIMIT,
-                prepared={"large.jpg.part": large[:PART], "whole.jpg.part": large[:PART]})
+                prepared={"large.jpg.part": first[:PART], "whole.jpg.part": second[:PART]})
         raise KeyError(name)
 
     def fail(self, run: Run, message: str, expected: str, actual: str = "") -> CheckFailure:
@@ -272,6 +275,18 @@ def test_progress_is_logged(seen: Seen) -> None:
                         "each image named in the output (its URL or file name) as it is done")
 
 
+@requirement("DL-17")
+def test_redirects_are_followed(seen: Seen) -> None:
+    """An image behind a redirect is downloaded."""
+    run = seen.run("clean")
+    image = moved()
+    if image.body not in set(run.files.values()):
+        asked = [h.path for h in run.hits if h.path.endswith("/moved.png")]
+        raise seen.fail(run, f"no file holds {image.name} (the box saw requests for "
+                        f"{', '.join(asked) or 'neither URL'})",
+                        f"{image.url}, which answers 301 to {MOVED[1]}, downloaded")
+
+
 # -- SHOULD and MAY -------------------------------------------------------------------------------
 
 
@@ -368,16 +383,17 @@ def test_not_an_image_is_not_saved(seen: Seen) -> None:
 def test_partial_files_are_resumed(seen: Seen) -> None:
     """An earlier run's .part is resumed by Range, and ends whole either way."""
     run = seen.run("resume")
-    large = sample("large.jpg")
+    wanted = dict(zip(("large.jpg", "whole.jpg"), (body("large.jpg", u) for u in RESUMED),
+                      strict=True))
     ranged = [h for h in run.hits if h.header("Range")]
     expected = (f"a Range request for the rest of each .part ({PART:,} bytes there), and "
-                f"large.jpg and whole.jpg whole ({len(large):,} bytes; the second's server "
-                f"answers 200, ignoring Range)")
+                f"large.jpg and whole.jpg whole ({len(wanted['large.jpg']):,} bytes; the "
+                f"second's server answers 200, ignoring Range)")
     if not ranged:
         raise NotImplementedFeature("resume run: no request asked for a Range",
                                     expected=expected, actual=run.actual(),
                                     reproduce=run.reproduce(seen.line))
     wrong = [f"{n} has {len(run.files.get(n, b'')):,} bytes" if n in run.files else
-             f"{n} missing" for n in ("large.jpg", "whole.jpg") if run.files.get(n) != large]
+             f"{n} missing" for n, data in wanted.items() if run.files.get(n) != data]
     if wrong:
         raise seen.fail(run, shown(wrong), expected)
