@@ -142,7 +142,10 @@ def _isolated_pytest_env(fuzzing: bool) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _pytest(suite: Suite, plugin: ConformancePlugin, *, fuzzing: bool) -> tuple[int, str]:
+def _pytest(suite: Suite, plugin: ConformancePlugin, *, fuzzing: bool = True
+            ) -> tuple[int, str]:
+    """Run `suite` with `plugin`: its exit code and output. `fuzzing` False: the spec has no
+    OpenAPI document, so hypothesis is neither imported nor given a cache folder."""
     root = specs_dir()
     args = [
         *(str(path) for path in suite.checks), "-c", str(root / "pytest.ini"),
