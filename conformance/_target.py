@@ -236,6 +236,19 @@ class Process:
         self.log.unlink(missing_ok=True)
 
 
+def stop_group(popen: subprocess.Popen[bytes], grace: float = 3.0) -> None:
+    """Stop a program started in a session of its own: Ctrl+C to its process group, as a
+    terminal sends it, then SIGKILL, each given `grace` seconds to take."""
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):  # it may have ended just now
+            os.killpg(popen.pid, sig)
+        try:
+            popen.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @dataclass
 class ServerTarget:
     """The server under test: where to reach it, and the process when the suite started it."""

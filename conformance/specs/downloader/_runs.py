@@ -12,11 +12,9 @@ empty folder: the last run's CSV and folder are removed first.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 
 from conformance._box import Box, Hit
 from conformance._isolation import target_env
-from conformance._target import ProgramTarget
+from conformance._target import ProgramTarget, stop_group
 
 CSV = "images.csv"
 FOLDER = "images"
@@ -141,7 +139,7 @@ def run_under_box(box: Box, program: ProgramTarget, name: str, csv: str, limit: 
                 time.sleep(POLL)
             if popen.poll() is None:
                 run.timed_out = True
-                _stop(popen)
+                stop_group(popen)
             run.seconds = time.monotonic() - started
             run.code = None if run.timed_out else popen.returncode
         run.stdout = out_path.read_text(encoding="utf-8", errors="replace")
@@ -154,13 +152,3 @@ def run_under_box(box: Box, program: ProgramTarget, name: str, csv: str, limit: 
         run.peak_answering = hosts.peak_answering
     return run
 
-
-def _stop(popen: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, sig)
-        try:
-            popen.wait(timeout=3)
-            return
-        except subprocess.TimeoutExpired:
-            continue

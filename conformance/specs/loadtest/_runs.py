@@ -25,7 +25,7 @@ from pathlib import Path
 
 from conformance._isolation import launched, target_env
 from conformance._servers import Seen
-from conformance._target import ProgramTarget
+from conformance._target import ProgramTarget, stop_group
 from conformance.specs.loadtest._summary import Summary, parse
 from conformance.specs.loadtest._target import Plan, Target
 
@@ -171,12 +171,5 @@ def _wait(popen: subprocess.Popen[bytes], run: Run, target: Target, interrupt: b
     if popen.poll() is None:
         run.timed_out = True
         run.before_stop = out_path.read_text(encoding="utf-8", errors="replace")
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(popen.pid, sig)
-            try:
-                popen.wait(timeout=3)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(popen)
     run.code = None if run.timed_out else popen.returncode

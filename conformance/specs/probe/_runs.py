@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 from conformance._box import Box
 from conformance._isolation import target_env
-from conformance._target import ProgramTarget
+from conformance._target import ProgramTarget, stop_group
 
 OUTPUT = "domain_status"
 LIST = "domains.csv"
@@ -130,7 +129,7 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
                     break
             if popen.poll() is None:
                 run.timed_out = not run.settled
-                _stop(popen)
+                stop_group(popen)
             run.ended = time.monotonic()
             run.code = None if run.timed_out else popen.returncode
             after = net_counters()
@@ -181,17 +180,6 @@ def drops(before: dict[str, int], after: dict[str, int]) -> str:
     """The drops between two readings of `net_counters`, in words ("" when none)."""
     return ", ".join(f"{after[k] - before.get(k, 0)} {k}" for k in after
                      if after[k] > before.get(k, 0))
-
-
-def _stop(popen: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, sig)
-        try:
-            popen.wait(timeout=3)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _read(path: Path) -> str | None:
