@@ -1,8 +1,8 @@
-"""The reference load tester (reference/loadtest.py) against a target run here on 127.0.0.1, which
-records when each request arrives and answers it by a script keyed to its arrival order (a status
-after a delay, a reset, or no answer at all): the counts, the schedule (open model, even spacing),
-the summary's layout and JSON, the command line, --config, and Ctrl+C. (Its conformance is in the
-verdict tests.)"""
+"""The reference load tester (reference/loadtest.py) against the conformance suite's target on
+127.0.0.1, which records when each request arrives and answers it by a script keyed to its
+arrival order (a status after a delay, a reset, or no answer at all): the counts, the schedule
+(open model, even spacing), the summary's layout and JSON, the command line, --config, and
+Ctrl+C. (Its conformance is in the verdict tests.)"""
 
 from __future__ import annotations
 
@@ -15,19 +15,17 @@ import re
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from conformance.specs.loadtest._target import Answer, Fault, Plan, Reply, Target
 from reference import loadtest
 from reference.loadtest import (
     Outcome,
@@ -43,88 +41,18 @@ from reference.loadtest import (
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "reference" / "loadtest.py"
-RESET = "reset"
-HANG = "hang"
+RESET, HANG = Fault.RESET, Fault.HOLD  # an RST as the request came; no answer until the end
 
 
-@dataclass(frozen=True)
-class Answer:
-    """Answer with `status` after `delay` seconds."""
-
-    status: int = 200
-    delay: float = 0.0
+def scripted_target(script: Callable[[int], Answer]) -> Target:
+    """The conformance suite's target (its `_target.py`, the one the verdicts are judged by),
+    answering the i-th request to arrive by `script(i)`; a `with` starts and stops it."""
+    return Target(Plan("test", 1, 1, 0, script, "the test's script"))
 
 
-Action = Answer | str  # an Answer, RESET (SO_LINGER 0 and close: an RST) or HANG (never answer)
-
-
-class Target:
-    """A raw HTTP/1.1 server on 127.0.0.1 in a thread of its own, keep-alive, recording the
-    monotonic time each request arrives and answering the i-th by `script(i)`."""
-
-    def __init__(self, script: Callable[[int], Action]) -> None:
-        self.script = script
-        self.arrivals: list[float] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Future[None] | None = None
-
-    @property
-    def url(self) -> str:
-        """The target's URL, with a path and query (sent as given)."""
-        return f"http://127.0.0.1:{self.port}/page?q=1"
-
-    def __enter__(self) -> Target:
-        self._thread.start()
-        assert self._ready.wait(10), "the target did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set_result, None)
-        self._thread.join(10)
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = self._loop.create_future()
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        await self._stop
-        server.close()
-        for task in asyncio.all_tasks() - {asyncio.current_task()}:
-            task.cancel()  # the connections still open (a request never answered)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                try:
-                    await reader.readuntil(b"\r\n\r\n")  # a GET: no body
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                index = len(self.arrivals)  # one thread serves: no race
-                self.arrivals.append(time.monotonic())
-                action = self.script(index)
-                if action == RESET:
-                    sock = writer.get_extra_info("socket")
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    writer.transport.abort()
-                    return
-                if action == HANG:
-                    await reader.read()  # until the client gives up and closes
-                    return
-                assert isinstance(action, Answer)
-                await asyncio.sleep(action.delay)
-                location = "Location: /elsewhere\r\n" if 300 <= action.status < 400 else ""
-                writer.write(f"HTTP/1.1 {action.status} X\r\n{location}Content-Length: 2\r\n"
-                             "\r\nok".encode())
-                await writer.drain()
-        except ConnectionError:
-            return
-        finally:
-            writer.close()
+def arrivals(target: Target) -> list[float]:
+    """When each request arrived (time.monotonic()), in order."""
+    return [seen.at for seen in target.requests()]
 
 
 def run(*args: str, limit: float) -> subprocess.CompletedProcess[str]:
@@ -135,15 +63,15 @@ def run(*args: str, limit: float) -> subprocess.CompletedProcess[str]:
 
 # -- a scripted run: what counts as what ---------------------------------------------------------
 
-SCRIPTED: dict[int, Action] = {3: Answer(500, 0.01), 7: RESET, 11: HANG, 15: Answer(404, 0.01),
-            19: Answer(301, 0.01), 25: Answer(200, 0.3)}
+SCRIPTED: dict[int, Answer] = {3: Reply(500, 0.01), 7: RESET, 11: HANG, 15: Reply(404, 0.01),
+            19: Reply(301, 0.01), 25: Reply(200, 0.3)}
 
 
 @pytest.fixture(scope="module")
 def scripted() -> tuple[Target, dict[str, Any], float]:
     """50 RPS for 1 s, wait 0.5 s, answers by SCRIPTED (else 200 after 10 ms): the target, the
     JSON summary and the run's seconds."""
-    with Target(lambda i: SCRIPTED.get(i, Answer(200, 0.01))) as target:
+    with scripted_target(lambda i: SCRIPTED.get(i, Reply(200, 0.01))) as target:
         started = time.monotonic()
         done = run(target.url, "50", "1", "0.5", "--json", limit=15)
         took = time.monotonic() - started
@@ -157,7 +85,7 @@ def test_every_outcome_is_counted_as_its_kind(scripted: tuple[Target, dict[str, 
                                                                float]) -> None:
     target, summary, took = scripted
     # The reset was not retried behind our back: the target saw exactly what was sent.
-    assert len(target.arrivals) == 50
+    assert len(arrivals(target)) == 50
     assert {k: summary[k] for k in ("sent", "completed", "failed", "timeouts",
                                     "connection_errors", "http_5xx")} == {
         "sent": 50, "completed": 47, "failed": 3, "timeouts": 1, "connection_errors": 1,
@@ -206,17 +134,17 @@ def test_the_rate_holds_while_every_answer_takes_a_second() -> None:
     # 150 in flight at once: a closed loop, or aiohttp's default pool of 100 connections, would
     # start the 101st only when the first answer came (1 s in, a third of a second late).
     rps = 150
-    with Target(lambda i: Answer(200, 1.0)) as target:
+    with scripted_target(lambda i: Reply(200, 1.0)) as target:
         done = run(target.url, str(rps), "1", "1.5", "--json", limit=15)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["completed"] == rps
-    arrivals = target.arrivals
-    assert len(arrivals) == rps
-    first = arrivals[0]
-    lateness = [at - (first + i / rps) for i, at in enumerate(arrivals)]
+    arrived_at = arrivals(target)
+    assert len(arrived_at) == rps
+    first = arrived_at[0]
+    lateness = [at - (first + i / rps) for i, at in enumerate(arrived_at)]
     assert max(lateness) < 0.2, f"the {lateness.index(max(lateness))}th request was late"
     assert min(lateness) > -0.05, "a request came before its time: a burst"
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    gaps = [b - a for a, b in itertools.pairwise(arrived_at)]
     assert 0.5 / rps < statistics.median(gaps) < 1.5 / rps
 
 
@@ -332,7 +260,7 @@ def test_latency_counts_from_the_scheduled_start_and_from_the_send() -> None:
     with socket.socket() as spare:  # a port nobody listens on: bound, never listening
         spare.bind(("127.0.0.1", 0))
         closed = spare.getsockname()[1]
-        with Target(lambda i: Answer(201, 0.05)) as target:
+        with scripted_target(lambda i: Reply(201, 0.05)) as target:
             late, refused = asyncio.run(go(target.url))
     assert late.result == 201
     assert late.latency_ms is not None and late.send_latency_ms is not None
@@ -368,7 +296,7 @@ def test_bad_parameters_are_usage_errors(argv: list[str],
 
 def test_a_config_file_gives_the_parameters(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    with Target(lambda i: Answer(200)) as target:
+    with scripted_target(lambda i: Reply(200)) as target:
         config = tmp_path / "lt.json"
         config.write_text(json.dumps({"url": target.url, "rps": 10, "test_time": 0.3,
                                       "wait_timeout": 0.5}))
@@ -384,7 +312,7 @@ def test_a_config_file_gives_the_parameters(tmp_path: Path,
             first["completed"]) == (target.url, 10, 0.3, 3, 3)
     assert (second["url"], second["rps"], second["sent"], second["completed"]) == (
         target.url, 20, 4, 4)
-    assert len(target.arrivals) == 7
+    assert len(arrivals(target)) == 7
 
 
 def test_a_config_with_an_unknown_key_is_refused(tmp_path: Path,
@@ -401,13 +329,13 @@ def test_a_config_with_an_unknown_key_is_refused(tmp_path: Path,
 @pytest.mark.slow(2)
 def test_ctrl_c_prints_the_summary_so_far() -> None:
     # Every fourth request is never answered: in flight at Ctrl+C, it must count as a timeout.
-    with Target(lambda i: HANG if i % 4 == 3 else Answer(200)) as target:
+    with scripted_target(lambda i: HANG if i % 4 == 3 else Reply(200)) as target:
         process = subprocess.Popen([sys.executable, str(SCRIPT), target.url, "20", "30", "1"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    cwd=ROOT, start_new_session=True)
         try:
             limit = time.monotonic() + 10
-            while len(target.arrivals) < 16 and time.monotonic() < limit:
+            while len(arrivals(target)) < 16 and time.monotonic() < limit:
                 time.sleep(0.05)  # the run has started: about 0.8 s of requests
             os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl+C: the whole group
             pressed = time.monotonic()
@@ -417,7 +345,7 @@ def test_ctrl_c_prints_the_summary_so_far() -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        arrived = len(target.arrivals)
+        arrived = len(arrivals(target))
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert took < 2
