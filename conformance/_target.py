@@ -25,7 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -393,6 +393,18 @@ class ProgramTarget:
     def command(self, *args: str) -> list[str]:
         """The full argv for one run with `args` appended, `{port}` filled in."""
         return [w.replace("{port}", str(self.port)) for w in self.argv] + list(args)
+
+    def filled(self, values: Mapping[str, str], appended: Sequence[str]) -> list[str]:
+        """The full argv of a run of a program given its arguments by name: each `{NAME}` of
+        `values` in its command filled in, or, when the command names none of them, the values
+        of the names `appended` added at its end, in that order (the assignment's)."""
+        argv = self.command()
+        marks = {f"{{{name}}}": value for name, value in values.items()}
+        if not any(mark in word for word in argv for mark in marks):
+            return argv + [values[name] for name in appended]
+        for mark, value in marks.items():
+            argv = [word.replace(mark, value) for word in argv]
+        return argv
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> Process:
         """Start one run in the background (for checks that interrupt it)."""

@@ -22,25 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance._box import Box, Hit
+from conformance._client_run import TRACEBACK, tail
 from conformance._isolation import target_env
 from conformance._target import ProgramTarget, stop_group
 
 CSV = "images.csv"
 FOLDER = "images"
-PLACEHOLDERS = ("{csv}", "{folder}", "{limit}")
 POLL = 0.05
-TRACEBACK = "Traceback (most recent call last)"
 
 
 def command_line(program: ProgramTarget, folder: str, limit: str) -> list[str]:
     """The program's argv for one run (see the module's rules)."""
-    argv = program.command()
-    values = {"{csv}": CSV, "{folder}": folder, "{limit}": limit}
-    if any(p in word for word in argv for p in PLACEHOLDERS):
-        for key, value in values.items():
-            argv = [word.replace(key, value) for word in argv]
-        return argv
-    return [*argv, CSV, folder, limit]
+    return program.filled({"csv": CSV, "folder": folder, "limit": limit},
+                          ("csv", "folder", "limit"))
 
 
 @dataclass
@@ -91,18 +85,13 @@ class Run:
             parts.append(extra)
         for label, text in (("stdout", self.stdout), ("stderr", self.stderr)):
             if text.strip():
-                parts.append(f"{label} ends: {_tail(text)!r}")
+                parts.append(f"{label} ends: {tail(text)!r}")
         return "; ".join(parts)
 
     def reproduce(self, spec_line: str) -> str:
         """How to repeat it: the suite's line, then this run's list and command."""
         return (f"{spec_line}  # the {self.name} run: {CSV} holds\n{self.csv.rstrip()}\n"
                 f"# and the program ran as: {shlex.join(self.argv)}")
-
-
-def _tail(text: str, limit: int = 600) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else "..." + text[-limit:]
 
 
 def run_under_box(box: Box, program: ProgramTarget, name: str, csv: str, limit: float, *,

@@ -23,13 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance._client_run import tail
 from conformance._isolation import launched, target_env
 from conformance._servers import Seen
 from conformance._target import ProgramTarget, stop_group
 from conformance.specs.loadtest._summary import Summary, parse
 from conformance.specs.loadtest._target import Plan, Target
 
-PLACEHOLDERS = ("{url}", "{rps}", "{test_time}", "{wait_timeout}", "{config}")
+SEED_ORDER = ("url", "rps", "test_time", "wait_timeout")  # appended when no placeholder
 CONFIG = "loadtest.json"
 POLL = 0.05
 INTERRUPT_AFTER = 1.5  # seconds after the first request: Ctrl+C (the interrupt run)
@@ -42,16 +43,10 @@ def _number(value: float) -> str:
 
 def command_line(program: ProgramTarget, plan: Plan, url: str) -> list[str]:
     """The tester's argv for `plan` against `url` (see the module's rules)."""
-    argv = program.command()
-    rps = plan.rps_text or _number(plan.rps)
-    values = {"{url}": url, "{rps}": rps, "{test_time}": _number(plan.test_time),
-              "{wait_timeout}": _number(plan.wait), "{config}": CONFIG}
-    if any(p in word for word in argv for p in PLACEHOLDERS):
-        for key, value in values.items():
-            argv = [word.replace(key, value) for word in argv]
-    else:
-        argv += [url, values["{rps}"], values["{test_time}"], values["{wait_timeout}"]]
-    return argv + list(plan.extra)
+    values = {"url": url, "rps": plan.rps_text or _number(plan.rps),
+              "test_time": _number(plan.test_time), "wait_timeout": _number(plan.wait),
+              "config": CONFIG}
+    return program.filled(values, SEED_ORDER) + list(plan.extra)
 
 
 @dataclass
@@ -106,9 +101,9 @@ class Run:
                  f"requests ({_outcomes(self.outcomes)})"]
         if extra:
             parts.append(extra)
-        parts.append(f"stdout ends: {_tail(self.stdout)!r}")
+        parts.append(f"stdout ends: {tail(self.stdout, 500)!r}")
         if self.stderr.strip():
-            parts.append(f"stderr ends: {_tail(self.stderr)!r}")
+            parts.append(f"stderr ends: {tail(self.stderr, 500)!r}")
         return "; ".join(parts)
 
     def reproduce(self) -> str:
@@ -120,11 +115,6 @@ class Run:
 
 def _outcomes(outcomes: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none answered"
-
-
-def _tail(text: str, limit: int = 500) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else "..." + text[-limit:]
 
 
 def run_plan(program: ProgramTarget, plan: Plan, *, interrupt: bool = False) -> Run:

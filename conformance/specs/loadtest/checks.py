@@ -27,12 +27,12 @@ from collections.abc import Callable
 import pytest
 
 from conformance._checks import CheckFailure, NotImplementedFeature, NotRun, requirement
+from conformance._client_run import TRACEBACK
 from conformance._target import ProgramTarget
 from conformance.specs.loadtest._runs import INTERRUPT_GRACE, Run, run_plan
 from conformance.specs.loadtest._summary import LABELS, STATS, Summary, parse
 from conformance.specs.loadtest._target import PLANS, SLACK, Reply
 
-TRACEBACK = "Traceback (most recent call last)"
 WINDOW = 0.1  # seconds: the spread is judged over every window this long
 BURST_SHARE = 4  # a window may hold four times its even share of requests
 LATE = 0.75  # seconds a request may arrive after its time, in the slow run
