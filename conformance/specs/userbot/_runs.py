@@ -1,0 +1,193 @@
+"""One run of a userbot: a Telegram of our own started for it (_telegram.py, under the program's
+interpreter when that one has Telethon), the program run once against it, and what it left:
+exit status, output, the export, every file of its folder, and every call the server saw.
+
+Rules: each run has a server of its own (its faults are the run's: FLOOD_WAIT or a dropped
+connection at the n-th history request) and a folder of its own for the program, so one run's
+files and calls never count for another. The chat and the output go where the command's
+placeholders put them (`{chat}`, `{output}`, `{format}`), else they are appended in that order.
+A program still running at its limit is stopped and judged as far as it went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from conformance._client_run import TRACEBACK, tail
+from conformance._target import ProgramTarget, stop_group
+from conformance.specs.userbot._world import world
+
+SERVER = Path(__file__).with_name("_telegram.py")
+API_ID, API_HASH = "12345", "0123456789abcdef0123456789abcdef"
+READY_WAIT = 20.0  # seconds for the server to start (it imports Telethon)
+OUTPUT = {"json": "export.json", "md": "export.md"}
+
+
+class ServerUnavailable(Exception):
+    """Our Telegram could not start (its message says why)."""
+
+
+@cache
+def _has_telethon(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", "import telethon"], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def interpreter(program: ProgramTarget) -> str:
+    """The Python that serves our Telegram: the program's own (the words before its `.py` or
+    `-m`) when it imports Telethon, else the suite's."""
+    words = program.command()
+    for i, word in enumerate(words):
+        if word.endswith(".py") or word == "-m":
+            if i and "python" in Path(words[i - 1]).name and _has_telethon(words[i - 1]):
+                return words[i - 1]
+            break
+    return sys.executable
+
+
+@dataclass
+class Run:
+    """What one run of the program showed."""
+
+    name: str
+    chat: str
+    output: str
+    argv: list[str] = field(default_factory=list)
+    code: int | None = None  # None: stopped at its limit
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    limit: float = 0.0
+    timed_out: bool = False
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # the program's folder after it
+    server: dict[str, Any] = field(default_factory=dict)  # port, layer, Telethon's version
+    faults: str = ""
+    flood_at: int = 0
+    drop_at: int = 0
+
+    @property
+    def export(self) -> bytes | None:
+        """The output file's bytes (None: not written)."""
+        return self.files.get(self.output)
+
+    @property
+    def traceback(self) -> bool:
+        """Whether the program printed a traceback by itself."""
+        return not self.timed_out and TRACEBACK in self.stdout + self.stderr
+
+    def methods(self) -> list[dict[str, Any]]:
+        """The calls (not the connection events) in order."""
+        return [c for c in self.calls if "method" in c]
+
+    def ending(self) -> str:
+        """How it ended, in words."""
+        if self.timed_out:
+            return f"still running after {self.limit:g} s, stopped"
+        if self.code == 127 and not self.seconds:
+            return self.stderr.strip()
+        return f"ended with status {self.code} after {self.seconds:.1f} s"
+
+    def actual(self, extra: str = "") -> str:
+        """What the run did, for a failure's `actual`."""
+        written = ("nothing" if self.export is None
+                   else f"{self.output} ({len(self.export):,} bytes)")
+        parts = [f"the program {self.ending()} and wrote {written}"]
+        if extra:
+            parts.append(extra)
+        for label, text in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if text.strip():
+                parts.append(f"{label} ends: {tail(text)!r}")
+        return "; ".join(parts)
+
+    def reproduce(self, spec_line: str) -> str:
+        """How to repeat it: the suite's line, then this run's situation and command."""
+        faults = f", {self.faults}" if self.faults else ""
+        flags = "".join(f" --{k}-at {n}" for k, n in (("flood", self.flood_at),
+                                                       ("drop", self.drop_at)) if n)
+        return (f"{spec_line}  # the {self.name} run: chat {self.chat!r}{faults}; the program "
+                f"ran as: {shlex.join(self.argv)}\n# our Telegram by hand: python -m "
+                f"conformance.specs.userbot._serve{flags}  (it prints the variables to export)")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            with contextlib.suppress(OSError):
+                out[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return out
+
+
+def run_against_telegram(program: ProgramTarget, name: str, chat: str, fmt: str, limit: float,
+                         *, flood_at: int = 0, drop_at: int = 0, fault_peer: str = "") -> Run:
+    """Start our Telegram, run the program once on `chat` into `fmt`'s output, stop both;
+    the faults count the history requests of `fault_peer` (the named chat)."""
+    output = OUTPUT[fmt]
+    run = Run(name, chat, output, limit=limit, flood_at=flood_at, drop_at=drop_at)
+    run.faults = ", ".join(f for f in (
+        f"FLOOD_WAIT_2 at history request {flood_at}" if flood_at else "",
+        f"connection dropped at history request {drop_at}" if drop_at else "") if f)
+    base = program.workdir or Path.cwd()
+    folder = base / f"run-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="conformance-telegram-") as scratch_name:
+        scratch = Path(scratch_name)
+        (scratch / "world.json").write_text(json.dumps(world()), encoding="utf-8")
+        argv = [interpreter(program), str(SERVER), str(scratch / "world.json"),
+                "--log", str(scratch / "calls.jsonl"), "--ready", str(scratch / "ready.json"),
+                "--session-file", str(scratch / "account.session")]
+        if flood_at:
+            argv += ["--flood-at", str(flood_at), "--flood-seconds", "2"]
+        if drop_at:
+            argv += ["--drop-at", str(drop_at)]
+        if fault_peer:
+            argv += ["--fault-peer", fault_peer]
+        with (scratch / "server.err").open("wb") as err:
+            server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                      start_new_session=True)
+        try:
+            deadline = time.monotonic() + READY_WAIT
+            ready = scratch / "ready.json"
+            while not ready.exists() and server.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not ready.exists():
+                problem = (scratch / "server.err").read_text(errors="replace")[-1500:]
+                raise ServerUnavailable(f"our Telegram did not start under {argv[0]}: "
+                                        f"{problem.strip() or 'no output'}")
+            run.server = json.loads(ready.read_text())
+            env = {**os.environ, "TG_API_ID": API_ID, "TG_API_HASH": API_HASH,
+                   "TG_SESSION": run.server["session"],
+                   "TG_SESSION_FILE": run.server["session_file"], "TZ": "UTC"}
+            values = {"chat": chat, "output": output, "format": fmt}
+            target = dataclasses.replace(program, argv=program.filled(values,
+                                                                        ("chat", "output")),
+                                         workdir=folder)
+            done = target.run(timeout=limit, env=env)
+            run.argv, run.code, run.timed_out = done.argv, done.code, done.timed_out
+            run.stdout, run.stderr, run.seconds = done.stdout, done.stderr, done.elapsed
+        finally:
+            if server.poll() is None:
+                stop_group(server)
+        log = scratch / "calls.jsonl"
+        if log.exists():
+            for line in log.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError):
+                    run.calls.append(json.loads(line))
+    run.files = _files(folder)
+    return run
