@@ -197,8 +197,9 @@ def text_of(value: Any) -> str | None:
 
 
 def names_kind(value: Any, kind: str) -> bool:
-    """Whether a media value names `kind` (by KIND_WORDS)."""
-    words = flat(value)
+    """Whether a media value names `kind` (by KIND_WORDS) in its values, never its keys:
+    Telethon's `to_dict()` of any media has `video`, `round` and `voice` keys."""
+    words = " ".join(_scalars(value))
     return any(w in words for w in KIND_WORDS[kind])
 
 

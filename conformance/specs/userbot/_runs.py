@@ -54,8 +54,10 @@ def interpreter(program: ProgramTarget) -> str:
     words = program.command()
     for i, word in enumerate(words):
         if word.endswith(".py") or word == "-m":
-            if i and "python" in Path(words[i - 1]).name and _has_telethon(words[i - 1]):
-                return words[i - 1]
+            # `python -u bot.py`, `uv run python bot.py`: the last Python named before it.
+            pythons = [w for w in words[:i] if "python" in Path(w).name]
+            if pythons and _has_telethon(pythons[-1]):
+                return pythons[-1]
             break
     return sys.executable
 

@@ -461,11 +461,16 @@ class _Session:
         await self.answer(msg_id, request)
 
     async def answer(self, msg_id: int, request: Any) -> None:
-        query = request
+        query, layer = request, None
         while type(query).__name__ in WRAPPERS:
+            if type(query).__name__ == "InvokeWithLayerRequest":
+                layer = query.layer
             if type(query).__name__ == "InitConnectionRequest":
+                # The client's layer beside ours: a Telethon of another layer reads our
+                # answers wrong, and the suite says so.
                 self.server.record({"conn": self.conn, "method": "initConnection",
-                                    "api_id": query.api_id, "layer": LAYER})
+                                    "api_id": query.api_id, "layer": layer,
+                                    "server_layer": LAYER})
             query = query.query
         name = _method(query)
         if name in ("ping", "pingDelayDisconnect"):

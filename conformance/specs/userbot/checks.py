@@ -279,6 +279,16 @@ def _labels(chat: dict[str, Any]) -> list[tuple[str, int]]:
 def test_exports_and_ends(seen: Seen, note: Callable[[str], None]) -> None:
     """The program logs in with the session given, writes the export and ends with 0."""
     run = seen.run("club")
+    layers = {int(c["layer"]) for c in run.calls
+              if c.get("method") == "initConnection" and c.get("layer") is not None}
+    ours = run.server.get("layer")
+    if layers - {ours}:
+        raise seen.fail(run, f"the program's Telethon speaks layer {max(layers)}, our "
+                        f"Telegram layer {ours} (it ran under {run.server.get('python')}, "
+                        f"Telethon {run.server.get('telethon')})",
+                        "our Telegram run with the program's own Telethon: name its Python "
+                        "before the .py in the command (`--command \"/path/to/venv/bin/python "
+                        "bot.py\"`); the suite's is used when it cannot tell")
     if not any(c.get("event") == "connect" for c in run.calls):
         raise seen.fail(run, "the program never connected to the Telegram it was given",
                         "a connection to the address of TG_SESSION / TG_SESSION_FILE (the "
