@@ -2,9 +2,10 @@
 interpreter when that one has Telethon), the program run once against it, and what it left:
 exit status, output, the export, every file of its folder, and every call the server saw.
 
-Rules: each run has a server of its own (its faults are the run's: FLOOD_WAIT or a dropped
-connection at the n-th history request) and a folder of its own for the program, so one run's
-files and calls never count for another. The chat and the output go where the command's
+Rules: each run has a listener of its own in the suite run's one server process (its port,
+its faults: FLOOD_WAIT or a dropped connection at the n-th history request, its call log, its
+session) and a folder of its own for the program, so one run's files and calls never count
+for another. The chat and the output go where the command's
 placeholders put them (`{chat}`, `{output}`, `{format}`), else they are appended in that order.
 A program still running at its limit is stopped and judged as far as it went.
 """
@@ -32,6 +33,7 @@ from conformance.specs.userbot._world import world
 SERVER = Path(__file__).with_name("_telegram.py")
 API_ID, API_HASH = "12345", "0123456789abcdef0123456789abcdef"
 READY_WAIT = 20.0  # seconds for the server to start (it imports Telethon)
+MAX_CALLS = 20_000  # a program reconnecting in a loop writes a log without end
 OUTPUT = {"json": "export.json", "md": "export.md"}
 
 
@@ -136,60 +138,109 @@ def _files(folder: Path) -> dict[str, bytes]:
     return out
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """One listener of our Telegram: the run it serves and its faults (at the n-th history
+    request of `fault_peer`, the named chat)."""
+
+    name: str
+    flood_at: int = 0
+    drop_at: int = 0
+    fault_peer: str = ""
+
+    def said(self) -> str:
+        """Its faults in words ('' for none)."""
+        return ", ".join(f for f in (
+            f"FLOOD_WAIT_2 at history request {self.flood_at}" if self.flood_at else "",
+            f"connection dropped at history request {self.drop_at}" if self.drop_at else "")
+            if f)
+
+
+class Telegrams:
+    """Our Telegram for a suite run: one process (it imports Telethon once) with a listener
+    per scenario, each with a port, faults, call log and session of its own."""
+
+    def __init__(self, python: str, scenarios: list[Scenario]) -> None:
+        self.python = python
+        self.scenarios = {s.name: s for s in scenarios}
+        self._scratch = tempfile.TemporaryDirectory(prefix="conformance-telegram-")
+        self.folder = Path(self._scratch.name)
+        self.ready: dict[str, Any] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until every listener is up; ServerUnavailable if not."""
+        folder = self.folder
+        (folder / "world.json").write_text(json.dumps(world()), encoding="utf-8")
+        plan = [dataclasses.asdict(s) | {"flood_seconds": 2} for s in self.scenarios.values()]
+        (folder / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
+        argv = [self.python, str(SERVER), str(folder / "world.json"),
+                "--plan", str(folder / "plan.json"), "--folder", str(folder)]
+        with (folder / "server.err").open("wb") as err:
+            self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err,
+                                             stderr=err, start_new_session=True)
+        deadline = time.monotonic() + READY_WAIT
+        ready = folder / "ready.json"
+        while (not ready.exists() and self._process.poll() is None
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        if not ready.exists():
+            self.stop()
+            problem = (folder / "server.err").read_text(errors="replace")[-1500:]
+            raise ServerUnavailable(f"our Telegram did not start under {self.python}: "
+                                    f"{problem.strip() or 'no output'}")
+        self.ready = json.loads(ready.read_text())
+
+    def stop(self) -> None:
+        """Stop the server and remove its folder."""
+        if self._process is not None and self._process.poll() is None:
+            stop_group(self._process)
+        self._scratch.cleanup()
+
+    def calls(self, name: str) -> list[dict[str, Any]]:
+        """Every call scenario `name` has seen so far."""
+        out = []
+        log = Path(self.ready["runs"][name]["log"])
+        if log.exists():
+            for line in log.read_text(encoding="utf-8").splitlines()[:MAX_CALLS]:
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+        return out
+
+    def run(self, program: ProgramTarget, name: str, chat: str, fmt: str,
+            limit: float) -> Run:
+        """Run the program once against scenario `name`, on `chat` into `fmt`'s output."""
+        scenario = self.scenarios[name]
+        output = OUTPUT[fmt]
+        run = Run(name, chat, output, limit=limit, flood_at=scenario.flood_at,
+                  drop_at=scenario.drop_at, faults=scenario.said())
+        listener = self.ready["runs"][name]
+        run.server = {k: v for k, v in self.ready.items() if k != "runs"} | listener
+        folder = (program.workdir or Path.cwd()) / f"run-{name}"
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TG_API_ID": API_ID, "TG_API_HASH": API_HASH,
+               "TG_SESSION": listener["session"], "TG_SESSION_FILE": listener["session_file"],
+               "TZ": "UTC"}
+        values = {"chat": chat, "output": output, "format": fmt}
+        target = dataclasses.replace(program, argv=program.filled(values, ("chat", "output")),
+                                     workdir=folder)
+        done = target.run(timeout=limit, env=env)
+        run.argv, run.code, run.timed_out = done.argv, done.code, done.timed_out
+        run.stdout, run.stderr, run.seconds = done.stdout, done.stderr, done.elapsed
+        time.sleep(0.05)  # the last lines of the log, written as the program hung up
+        run.calls = self.calls(name)
+        run.files = _files(folder)
+        return run
+
+
 def run_against_telegram(program: ProgramTarget, name: str, chat: str, fmt: str, limit: float,
                          *, flood_at: int = 0, drop_at: int = 0, fault_peer: str = "") -> Run:
-    """Start our Telegram, run the program once on `chat` into `fmt`'s output, stop both;
-    the faults count the history requests of `fault_peer` (the named chat)."""
-    output = OUTPUT[fmt]
-    run = Run(name, chat, output, limit=limit, flood_at=flood_at, drop_at=drop_at)
-    run.faults = ", ".join(f for f in (
-        f"FLOOD_WAIT_2 at history request {flood_at}" if flood_at else "",
-        f"connection dropped at history request {drop_at}" if drop_at else "") if f)
-    base = program.workdir or Path.cwd()
-    folder = base / f"run-{name}"
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="conformance-telegram-") as scratch_name:
-        scratch = Path(scratch_name)
-        (scratch / "world.json").write_text(json.dumps(world()), encoding="utf-8")
-        argv = [interpreter(program), str(SERVER), str(scratch / "world.json"),
-                "--log", str(scratch / "calls.jsonl"), "--ready", str(scratch / "ready.json"),
-                "--session-file", str(scratch / "account.session")]
-        if flood_at:
-            argv += ["--flood-at", str(flood_at), "--flood-seconds", "2"]
-        if drop_at:
-            argv += ["--drop-at", str(drop_at)]
-        if fault_peer:
-            argv += ["--fault-peer", fault_peer]
-        with (scratch / "server.err").open("wb") as err:
-            server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                      start_new_session=True)
-        try:
-            deadline = time.monotonic() + READY_WAIT
-            ready = scratch / "ready.json"
-            while not ready.exists() and server.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not ready.exists():
-                problem = (scratch / "server.err").read_text(errors="replace")[-1500:]
-                raise ServerUnavailable(f"our Telegram did not start under {argv[0]}: "
-                                        f"{problem.strip() or 'no output'}")
-            run.server = json.loads(ready.read_text())
-            env = {**os.environ, "TG_API_ID": API_ID, "TG_API_HASH": API_HASH,
-                   "TG_SESSION": run.server["session"],
-                   "TG_SESSION_FILE": run.server["session_file"], "TZ": "UTC"}
-            values = {"chat": chat, "output": output, "format": fmt}
-            target = dataclasses.replace(program, argv=program.filled(values,
-                                                                        ("chat", "output")),
-                                         workdir=folder)
-            done = target.run(timeout=limit, env=env)
-            run.argv, run.code, run.timed_out = done.argv, done.code, done.timed_out
-            run.stdout, run.stderr, run.seconds = done.stdout, done.stderr, done.elapsed
-        finally:
-            if server.poll() is None:
-                stop_group(server)
-        log = scratch / "calls.jsonl"
-        if log.exists():
-            for line in log.read_text(encoding="utf-8").splitlines():
-                with contextlib.suppress(ValueError):
-                    run.calls.append(json.loads(line))
-    run.files = _files(folder)
-    return run
+    """One run with a Telegram of its own: start it, run the program once on `chat` into
+    `fmt`'s output, stop it; the faults count the history requests of `fault_peer`."""
+    telegrams = Telegrams(interpreter(program),
+                          [Scenario(name, flood_at, drop_at, fault_peer)])
+    telegrams.start()
+    try:
+        return telegrams.run(program, name, chat, fmt, limit)
+    finally:
+        telegrams.stop()

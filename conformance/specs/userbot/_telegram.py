@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -704,33 +705,64 @@ def sessions(key: bytes, port: int, session_file: Path | None) -> dict[str, Any]
 async def _main(args: argparse.Namespace) -> None:
     world = World(json.loads(Path(args.world).read_text()))
     key = os.urandom(256)
-    with open(args.log, "a", encoding="utf-8") as log:
-        server = Telegram(world, key, log, flood_at=args.flood_at,
-                          flood_seconds=args.flood_seconds, drop_at=args.drop_at,
-                          fault_peer=args.fault_peer)
-        tcp = await asyncio.start_server(server.serve, "127.0.0.1", args.port)
-        port = tcp.sockets[0].getsockname()[1]
-        server.port = port
-        ready = {"port": port, "layer": LAYER, "telethon": TELETHON_VERSION,
-                 "python": sys.executable,
-                 **sessions(key, port, Path(args.session_file) if args.session_file else None)}
-        Path(args.ready + ".tmp").write_text(json.dumps(ready))
-        os.replace(args.ready + ".tmp", args.ready)
+    # One listener per scenario: a plan's (each its own port, faults, log and session file),
+    # or the one the flags describe.
+    scenarios: list[tuple[str, Path, Path | None, dict[str, Any]]]
+    if args.plan:
+        folder = Path(args.folder)
+        scenarios = [(s["name"], folder / f"calls-{s['name']}.jsonl",
+                      folder / f"{s['name']}.session", s)
+                     for s in json.loads(Path(args.plan).read_text())]
+    else:
+        single = {"flood_at": args.flood_at, "flood_seconds": args.flood_seconds,
+                  "drop_at": args.drop_at, "fault_peer": args.fault_peer}
+        scenarios = [("main", Path(args.log),
+                      Path(args.session_file) if args.session_file else None, single)]
+    runs: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        listeners = []
+        for name, log_path, session_path, faults in scenarios:
+            log = stack.enter_context(open(log_path, "a", encoding="utf-8"))
+            server = Telegram(world, key, log, flood_at=faults.get("flood_at") or 0,
+                              flood_seconds=faults.get("flood_seconds") or 2,
+                              drop_at=faults.get("drop_at") or 0,
+                              fault_peer=faults.get("fault_peer") or None)
+            tcp = await asyncio.start_server(server.serve, "127.0.0.1",
+                                             0 if args.plan else args.port)
+            server.port = tcp.sockets[0].getsockname()[1]
+            listeners.append(tcp)
+            runs[name] = {"port": server.port, "log": str(log_path),
+                          **sessions(key, server.port, session_path)}
+        ready: dict[str, Any] = {"layer": LAYER, "telethon": TELETHON_VERSION,
+                                 "python": sys.executable}
+        if args.plan:
+            ready["runs"] = runs
+            ready_path = str(Path(args.folder) / "ready.json")
+        else:
+            ready.update(runs["main"])
+            ready_path = args.ready
+        Path(ready_path + ".tmp").write_text(json.dumps(ready))
+        os.replace(ready_path + ".tmp", ready_path)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with tcp:
-            await stop.wait()
+        await stop.wait()
+        for tcp in listeners:
+            tcp.close()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python _telegram.py WORLD --log CALLS --ready READY [--port N] [faults]`."""
+    """`python _telegram.py WORLD --log CALLS --ready READY [--port N] [faults]`, or
+    `python _telegram.py WORLD --plan PLAN --folder DIR`: a listener per scenario of PLAN (a
+    JSON list of {name, flood_at, flood_seconds, drop_at, fault_peer}), its calls in
+    DIR/calls-NAME.jsonl, its session in DIR/NAME.session, all of them in DIR/ready.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("world", help="the scripted world (JSON, made by the suite)")
-    parser.add_argument("--log", required=True, help="calls are appended here, a JSON line each")
-    parser.add_argument("--ready", required=True,
-                        help="written once listening: port, sessions, layer")
+    parser.add_argument("--log", help="calls are appended here, a JSON line each")
+    parser.add_argument("--ready", help="written once listening: port, sessions, layer")
+    parser.add_argument("--plan", help="a listener for each scenario of this JSON list")
+    parser.add_argument("--folder", help="with --plan: where logs, sessions and ready.json go")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--session-file", help="also write a SQLite .session file here")
     parser.add_argument("--flood-at", type=int, default=0,
@@ -740,7 +772,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="drop the connection at the n-th history request")
     parser.add_argument("--fault-peer", help="count only this peer's history requests for "
                         "the faults (`channel:ID`, `user:ID`, `chat:ID`)")
-    asyncio.run(_main(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if not (args.plan and args.folder) and not (args.log and args.ready):
+        parser.error("give --log and --ready, or --plan and --folder")
+    asyncio.run(_main(args))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -47,7 +47,13 @@ from conformance.specs.userbot._export import (
 from conformance.specs.userbot._export import (
     field as field_of,
 )
-from conformance.specs.userbot._runs import Run, ServerUnavailable, run_against_telegram
+from conformance.specs.userbot._runs import (
+    Run,
+    Scenario,
+    ServerUnavailable,
+    Telegrams,
+    interpreter,
+)
 from conformance.specs.userbot._world import (
     TARGETS,
     mark,
@@ -83,12 +89,14 @@ RUNS = {  # name -> (target, server faults: at the named chat's n-th history req
 
 @dataclass
 class Seen:
-    """Every run of one suite run, each made when first needed."""
+    """Our Telegram and every run of one suite run, each run made when first needed."""
 
     program: ProgramTarget
     fmt: str
     runs: dict[str, Run] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=world)
+    telegrams: Telegrams | None = None
+    problem: str = ""
 
     @property
     def line(self) -> str:
@@ -100,25 +108,38 @@ class Seen:
     def run(self, name: str) -> Run:
         """The run `name`; NotRun when our Telegram or the program could not start."""
         if name not in self.runs:
-            try:
-                self.runs[name] = self._make(name)
-            except ServerUnavailable as exc:
-                raise NotRun(str(exc)) from exc
+            self.runs[name] = self._make(name)
         run = self.runs[name]
         if run.code == 127 and not run.seconds:
             raise NotRun(f"the program could not be started: {run.stderr.strip()[:300]}")
         return run
 
+    def _server(self) -> Telegrams:
+        if self.problem:
+            raise NotRun(self.problem)
+        if self.telegrams is None:
+            club = "{}:{}".format(*_labels(self.chat("club"))[0])
+            scenarios = [Scenario(name, fault_peer=club, **faults)
+                         for name, (_, faults) in RUNS.items()]
+            scenarios += [Scenario("unknown"), Scenario("other")]
+            telegrams = Telegrams(interpreter(self.program), scenarios)
+            try:
+                telegrams.start()
+            except ServerUnavailable as exc:
+                self.problem = str(exc)
+                raise NotRun(self.problem) from exc
+            self.telegrams = telegrams
+        return self.telegrams
+
     def _make(self, name: str) -> Run:
+        server = self._server()
         if name == "unknown":
-            return run_against_telegram(self.program, name, UNKNOWN_CHAT, self.fmt, LIMIT)
+            return server.run(self.program, name, UNKNOWN_CHAT, self.fmt, LIMIT)
         if name == "other":
             other = "md" if self.fmt == "json" else "json"
-            return run_against_telegram(self.program, name, TARGETS["club"].name, other, LIMIT)
-        target, faults = RUNS[name]
-        kind, ident = _labels(self.chat(target))[0]
-        return run_against_telegram(self.program, name, TARGETS[target].name, self.fmt, LIMIT,
-                                    fault_peer=f"{kind}:{ident}", **faults)
+            return server.run(self.program, name, TARGETS["club"].name, other, LIMIT)
+        target, _ = RUNS[name]
+        return server.run(self.program, name, TARGETS[target].name, self.fmt, LIMIT)
 
     def fail(self, run: Run, message: str, expected: str, actual: str = "") -> CheckFailure:
         """A failure about one run."""
@@ -131,9 +152,14 @@ class Seen:
 
 
 @pytest.fixture(scope="session")
-def seen(program: ProgramTarget, options: RunOptions[Options]) -> Seen:
-    """The runs of this suite run."""
-    return Seen(program, options.spec.format)
+def seen(program: ProgramTarget, options: RunOptions[Options]) -> Iterator[Seen]:
+    """The runs of this suite run; our Telegram stopped at its end."""
+    runs = Seen(program, options.spec.format)
+    try:
+        yield runs
+    finally:
+        if runs.telegrams is not None:
+            runs.telegrams.stop()
 
 
 def shown(items: list[str]) -> str:
