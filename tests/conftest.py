@@ -1,7 +1,8 @@
-"""Shared helpers: run the `conformance` command as a user would, in a subprocess, and read its
-JSON report; every run has a hard time limit, so a hung suite fails the test instead of CI. A run
-gets a network of its own (conformance/_isolation.py), so runs that need an assignment's fixed
-port (127.0.0.1:8888) collide neither with each other nor with another program holding it."""
+"""Shared helpers: run the `conformance` command as a user would, in a process of its own
+(forked from a warm interpreter: tests/_forked.py), and read its JSON report; every run has a
+hard time limit, so a hung suite fails the test instead of CI. A run gets a network of its own
+(conformance/_isolation.py), so runs that need an assignment's fixed port (127.0.0.1:8888)
+collide neither with each other nor with another program holding it."""
 
 from __future__ import annotations
 
@@ -84,15 +85,18 @@ def need_fixed_port(port: int) -> None:
 
 def conformance(*args: str, tmp: Path, json_report: bool = True,
                 timeout: float = HARD_LIMIT) -> Run:
-    """Run `python -m conformance ARGS` from the repository root."""
+    """Run `python -m conformance ARGS` from the repository root (forked from a warm
+    interpreter: tests/_forked.py)."""
+    from tests import _forked
+
     report_path = tmp / "report.json"
-    argv = [PY, "-m", "conformance", *args]
+    argv = list(args)
     if json_report:
         argv += ["--json", str(report_path)]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**_env(), "COLUMNS": "200"})
+    code, stdout, stderr = _forked.run(argv, cwd=ROOT, env={**_env(), "COLUMNS": "200"},
+                                       timeout=timeout)
     report = json.loads(report_path.read_text()) if json_report and report_path.exists() else None
-    return Run(done.returncode, done.stdout, done.stderr, report)
+    return Run(code, stdout, stderr, report)
 
 
 def _env() -> dict[str, str]:
