@@ -142,3 +142,7 @@ class Box:
     def queries(self) -> list[Query]:
         """The DNS queries the resolver received, in order of arrival."""
         return self.resolver.queries() if self.resolver is not None else []
+
+    def last_query_at(self) -> float | None:
+        """When the resolver's latest query came (time.monotonic()); None before the first."""
+        return self.resolver.last_arrival() if self.resolver is not None else None
