@@ -106,7 +106,9 @@ def test_the_time_bound_stops_generation_too(things) -> None:
                       max_examples=5000, seconds=1.0, max_rate=20)
     took = time.process_time() - started
     assert took < 10, f"fuzzing for 1 s took {took:.1f} CPU-s"
-    assert 0 < report.sent <= 25
+    # At 20 a second for 1 s; none at all when a busy machine took the second to make the
+    # first example.
+    assert report.sent <= 25
 
 
 def test_an_operations_share_starts_at_its_first_example() -> None:

@@ -256,3 +256,22 @@ def test_server_refuses_an_unimplemented_method_by_name_and_records_calls(
     assert (sent["peer"], sent["text"], sent["answer"]) == (f"user:{ALICE['id']}", "hi there",
                                                             "ok")
     assert [c["event"] for c in calls if "event" in c][:1] == ["connect"]
+
+
+def test_serve_prints_the_variables_of_a_telegram_that_answers(tmp_path: Path) -> None:
+    # The reproducers' last line: the same Telegram by hand, its variables printed to export.
+    serve = subprocess.Popen([sys.executable, "-m", "conformance.specs.userbot._serve",
+                              "--flood-at", "2"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        assert serve.stdout is not None
+        lines = [serve.stdout.readline() for _ in range(6)]
+        env = dict(re.findall(r"^export (\w+)=(\S+)$", "".join(lines), re.M))
+        assert set(env) == {"TG_API_ID", "TG_API_HASH", "TG_SESSION", "TG_SESSION_FILE", "TZ"}
+        done = subprocess.run([sys.executable, str(SCRIPT), "@alice_a", "out.json",
+                               "--no-media"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=LIMIT, env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr
+        assert len(json.loads((tmp_path / "out.json").read_text())["messages"]) == 130
+    finally:
+        stop_group(serve)
