@@ -142,7 +142,10 @@ def test_the_rate_holds_while_every_answer_takes_a_second() -> None:
     assert len(arrived_at) == rps
     first = arrived_at[0]
     lateness = [at - (first + i / rps) for i, at in enumerate(arrived_at)]
-    assert max(lateness) < 0.2, f"the {lateness.index(max(lateness))}th request was late"
+    # A closed loop's last 50 all start a third of a second late; a busy machine (eight test
+    # workers on two cores) makes the odd one late too, never most of them.
+    assert statistics.median(lateness[100:]) < 0.15, "the requests after the 100th were late"
+    assert max(lateness) < 0.75, f"the {lateness.index(max(lateness))}th request was late"
     assert min(lateness) > -0.05, "a request came before its time: a burst"
     gaps = [b - a for a, b in itertools.pairwise(arrived_at)]
     assert 0.5 / rps < statistics.median(gaps) < 1.5 / rps
