@@ -156,6 +156,30 @@ def tail(text: str, limit: int = 600) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
+def shown(items: list[str], count: int = 5) -> str:
+    """The first `count` items of a failure's list, and how many in all."""
+    head = ", ".join(items[:count])
+    return head + (f" and {len(items) - count} more ({len(items)} in all)"
+                   if len(items) > count else "")
+
+
+def ended(code: int | None, seconds: float, limit: float, timed_out: bool, stderr: str) -> str:
+    """How a program's run ended, in words: stopped at its limit, not started (its stderr
+    says why), or its exit status and time."""
+    if timed_out:
+        return f"still running after {limit:g} s, stopped"
+    if code == 127 and not seconds:
+        return stderr.strip()
+    return f"ended with status {code} after {seconds:.1f} s"
+
+
+def output_ends(stdout: str, stderr: str) -> list[str]:
+    """The ends of a run's stdout and stderr that are not blank, for a failure's `actual`."""
+    return [f"{label} ends: {tail(text)!r}" for label, text in (("stdout", stdout),
+                                                                ("stderr", stderr))
+            if text.strip()]
+
+
 def nonblank(text: str) -> list[str]:
     """The lines of a text that are not blank, stripped."""
     return [line.strip() for line in text.splitlines() if line.strip()]

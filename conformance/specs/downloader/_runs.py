@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance._box import Box, Hit
-from conformance._client_run import TRACEBACK, tail
+from conformance._client_run import TRACEBACK, ended, output_ends
 from conformance._isolation import target_env
 from conformance._target import ProgramTarget, stop_group
 
@@ -70,11 +70,7 @@ class Run:
 
     def ending(self) -> str:
         """How it ended, in words."""
-        if self.timed_out:
-            return f"still running after {self.limit:g} s, stopped"
-        if self.code == 127 and not self.seconds:
-            return self.stderr.strip()
-        return f"ended with status {self.code} after {self.seconds:.1f} s"
+        return ended(self.code, self.seconds, self.limit, self.timed_out, self.stderr)
 
     def actual(self, extra: str = "") -> str:
         """What the run did, for a failure's `actual`."""
@@ -83,10 +79,7 @@ class Run:
                  + (files or "nothing" if self.folder_exists else "nothing: it does not exist")]
         if extra:
             parts.append(extra)
-        for label, text in (("stdout", self.stdout), ("stderr", self.stderr)):
-            if text.strip():
-                parts.append(f"{label} ends: {tail(text)!r}")
-        return "; ".join(parts)
+        return "; ".join(parts + output_ends(self.stdout, self.stderr))
 
     def reproduce(self, spec_line: str) -> str:
         """How to repeat it: the suite's line, then this run's list and command."""

@@ -26,6 +26,7 @@ import pytest
 
 from conformance._box import Box, BoxUnavailable
 from conformance._checks import CheckFailure, NotImplementedFeature, NotRun, requirement
+from conformance._client_run import shown
 from conformance._target import ProgramTarget
 from conformance.specs.downloader._runs import Run, run_under_box
 from conformance.specs.downloader._sites import (
@@ -50,7 +51,6 @@ from conformance.specs.downloader._sites import (
 LIMIT = 15.0  # seconds a run may take (a correct program takes one or two)
 FAULTS_LIMIT = 45.0  # where a host never answers: the program's own timeout decides
 BOUND_N = 4
-SHOWN = 5
 TEMPORARY = (".part", ".tmp", ".temp", ".download", ".crdownload", "~")
 
 
@@ -124,12 +124,6 @@ def seen(program: ProgramTarget) -> Iterator[Seen]:
         finally:
             box.stop()
 
-
-def shown(items: list[str]) -> str:
-    """A few items and how many in all."""
-    head = ", ".join(items[:SHOWN])
-    return head + (f" and {len(items) - SHOWN} more ({len(items)} in all)"
-                   if len(items) > SHOWN else "")
 
 
 def problems(run: Run, images: list[Image]) -> list[str]:

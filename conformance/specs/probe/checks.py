@@ -47,6 +47,7 @@ from conformance._checks import (
     NotRun,
     requirement,
 )
+from conformance._client_run import shown
 from conformance._options import RunOptions
 from conformance._target import ProgramTarget
 from conformance.specs.probe import Options
@@ -247,12 +248,6 @@ def dns_seen(seen: Seen, name: str) -> str:
             f"{queries[0].arrival - seen.main.started:.1f} s into the run, and answered "
             f"{len(waits)} of them (after {', '.join(waits) or '-'})")
 
-
-def shown(names: list[str]) -> str:
-    """A few names and how many in all."""
-    head = ", ".join(names[:SHOWN])
-    return head + (f" and {len(names) - SHOWN} more ({len(names)} in all)"
-                   if len(names) > SHOWN else "")
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from conformance._client_run import TRACEBACK, tail
+from conformance._client_run import TRACEBACK, ended, output_ends
 from conformance._target import ProgramTarget, stop_group
 from conformance.specs.userbot._world import world
 
@@ -101,11 +101,7 @@ class Run:
 
     def ending(self) -> str:
         """How it ended, in words."""
-        if self.timed_out:
-            return f"still running after {self.limit:g} s, stopped"
-        if self.code == 127 and not self.seconds:
-            return self.stderr.strip()
-        return f"ended with status {self.code} after {self.seconds:.1f} s"
+        return ended(self.code, self.seconds, self.limit, self.timed_out, self.stderr)
 
     def actual(self, extra: str = "") -> str:
         """What the run did, for a failure's `actual`."""
@@ -114,10 +110,7 @@ class Run:
         parts = [f"the program {self.ending()} and wrote {written}"]
         if extra:
             parts.append(extra)
-        for label, text in (("stdout", self.stdout), ("stderr", self.stderr)):
-            if text.strip():
-                parts.append(f"{label} ends: {tail(text)!r}")
-        return "; ".join(parts)
+        return "; ".join(parts + output_ends(self.stdout, self.stderr))
 
     def reproduce(self, spec_line: str) -> str:
         """How to repeat it: the suite's line, then this run's situation and command."""

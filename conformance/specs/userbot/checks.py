@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from conformance._checks import CheckFailure, NotImplementedFeature, NotRun, requirement
+from conformance._client_run import shown
 from conformance._options import RunOptions
 from conformance._target import ProgramTarget
 from conformance.specs.userbot import Options
@@ -66,7 +67,6 @@ from conformance.specs.userbot._world import (
 )
 
 LIMIT = 30.0  # seconds a run may take (a correct program takes two or three)
-SHOWN = 5
 UNKNOWN_CHAT = "@no_such_chat_here"
 # Methods that change the account, by the first word of their name (`upload.saveFilePart`,
 # `messages.sendMessage`; never the namespace: `updates.getState` reads).
@@ -161,12 +161,6 @@ def seen(program: ProgramTarget, options: RunOptions[Options]) -> Iterator[Seen]
         if runs.telegrams is not None:
             runs.telegrams.stop()
 
-
-def shown(items: list[str]) -> str:
-    """A few items and how many in all."""
-    head = ", ".join(items[:SHOWN])
-    return head + (f" and {len(items) - SHOWN} more ({len(items)} in all)"
-                   if len(items) > SHOWN else "")
 
 
 def regular(chat: dict[str, Any]) -> list[dict[str, Any]]:
