@@ -97,6 +97,7 @@ class Seen:
     data: dict[str, Any] = field(default_factory=world)
     telegrams: Telegrams | None = None
     problem: str = ""
+    exports: dict[tuple[str, str], Export | Unreadable] = field(default_factory=dict)
 
     @property
     def line(self) -> str:
@@ -113,6 +114,21 @@ class Seen:
         if run.code == 127 and not run.seconds:
             raise NotRun(f"the program could not be started: {run.stderr.strip()[:300]}")
         return run
+
+    def read(self, name: str, target: str, fmt: str | None = None) -> Export:
+        """Run `name`'s export of `target` read as `fmt` (the suite run's format unless
+        given), once a suite run: most checks read the club run's; Unreadable when it is
+        not."""
+        key = (name, fmt or self.fmt)
+        if key not in self.exports:
+            try:
+                self.exports[key] = read(self.run(name), self.chat(target), key[1])
+            except Unreadable as exc:
+                self.exports[key] = exc
+        found = self.exports[key]
+        if isinstance(found, Unreadable):
+            raise found
+        return found
 
     def _server(self) -> Telegrams:
         if self.problem:
@@ -222,7 +238,7 @@ def export_of(seen: Seen, name: str, target: str, *, own: bool) -> tuple[Run, Ex
     the run is the check's own (`own`), else makes it "not run" (UB-01 judges the club run)."""
     run = seen.run(name)
     try:
-        return run, read(run, seen.chat(target), seen.fmt)
+        return run, seen.read(name, target)
     except Unreadable as exc:
         if own:
             raise seen.fail(run, f"the export cannot be read: {exc}",
@@ -320,7 +336,7 @@ def test_exports_and_ends(seen: Seen, note: Callable[[str], None]) -> None:
         raise seen.fail(run, f"the program ended with status {run.code}",
                         "status 0 after a successful export")
     try:
-        read(run, seen.chat("club"), seen.fmt)
+        seen.read("club", "club")
     except Unreadable as exc:
         raise seen.fail(run, f"the export cannot be read: {exc}",
                         f"the chat's history written to {run.output} "
@@ -528,7 +544,7 @@ def test_flood_wait_waited_out(seen: Seen, note: Callable[[str], None]) -> None:
         raise seen.fail(run, f"the next history request came {gap:.2f} s after FLOOD_WAIT_2",
                         "no history request for 2 s after FLOOD_WAIT_2")
     try:
-        export = read(run, seen.chat("club"), seen.fmt)
+        export = seen.read("flood", "club")
     except Unreadable as exc:
         raise seen.fail(run, f"after waiting, the export cannot be read: {exc}",
                         "the whole chat exported after the wait") from None
@@ -698,10 +714,10 @@ def test_other_format(seen: Seen) -> None:
                                     expected=f"the export in {other}", actual=run.actual(),
                                     reproduce=run.reproduce(seen.line))
     try:
-        export = read(run, seen.chat("club"), other)
+        export = seen.read("other", "club", other)
     except Unreadable as exc:
         with contextlib.suppress(Unreadable):
-            read(run, seen.chat("club"), seen.fmt)
+            seen.read("other", "club")
             raise NotImplementedFeature(
                 f"asked for {other}, the program wrote {seen.fmt} again",
                 expected=f"the export in {other}", actual=run.actual(),
@@ -734,7 +750,7 @@ def test_media_downloaded(seen: Seen) -> None:
     files = _media_files(run)
     media = [m["media"] for m in seen.chat("club")["messages"] if m.get("media")]
     with contextlib.suppress(Unreadable):
-        held = read(run, seen.chat("club"), seen.fmt)
+        held = seen.read("club", "club")
         if held.fmt == "json":  # a message missing altogether is UB-02's: not its file
             media = [m["media"] for m in seen.chat("club")["messages"]
                      if m.get("media") and m["id"] in held.entries]
