@@ -64,6 +64,24 @@ def interpreter(program: ProgramTarget) -> str:
     return sys.executable
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """One listener of our Telegram: the run it serves and its faults (at the n-th history
+    request of `fault_peer`, the named chat)."""
+
+    name: str
+    flood_at: int = 0
+    drop_at: int = 0
+    fault_peer: str = ""
+
+    def said(self) -> str:
+        """Its faults in words ('' for none)."""
+        return ", ".join(f for f in (
+            f"FLOOD_WAIT_2 at history request {self.flood_at}" if self.flood_at else "",
+            f"connection dropped at history request {self.drop_at}" if self.drop_at else "")
+            if f)
+
+
 @dataclass
 class Run:
     """What one run of the program showed."""
@@ -81,9 +99,7 @@ class Run:
     calls: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)  # the program's folder after it
     server: dict[str, Any] = field(default_factory=dict)  # port, layer, Telethon's version
-    faults: str = ""
-    flood_at: int = 0
-    drop_at: int = 0
+    scenario: Scenario | None = None  # the listener it ran against: its faults
 
     @property
     def export(self) -> bytes | None:
@@ -114,9 +130,11 @@ class Run:
 
     def reproduce(self, spec_line: str) -> str:
         """How to repeat it: the suite's line, then this run's situation and command."""
-        faults = f", {self.faults}" if self.faults else ""
-        flags = "".join(f" --{k}-at {n}" for k, n in (("flood", self.flood_at),
-                                                       ("drop", self.drop_at)) if n)
+        scenario = self.scenario or Scenario(self.name)
+        said = scenario.said()
+        faults = f", {said}" if said else ""
+        flags = "".join(f" --{k}-at {n}" for k, n in (("flood", scenario.flood_at),
+                                                       ("drop", scenario.drop_at)) if n)
         return (f"{spec_line}  # the {self.name} run: chat {self.chat!r}{faults}; the program "
                 f"ran as: {shlex.join(self.argv)}\n# our Telegram by hand: python -m "
                 f"conformance.specs.userbot._serve{flags}  (it prints the variables to export)")
@@ -129,24 +147,6 @@ def _files(folder: Path) -> dict[str, bytes]:
             with contextlib.suppress(OSError):
                 out[path.relative_to(folder).as_posix()] = path.read_bytes()
     return out
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One listener of our Telegram: the run it serves and its faults (at the n-th history
-    request of `fault_peer`, the named chat)."""
-
-    name: str
-    flood_at: int = 0
-    drop_at: int = 0
-    fault_peer: str = ""
-
-    def said(self) -> str:
-        """Its faults in words ('' for none)."""
-        return ", ".join(f for f in (
-            f"FLOOD_WAIT_2 at history request {self.flood_at}" if self.flood_at else "",
-            f"connection dropped at history request {self.drop_at}" if self.drop_at else "")
-            if f)
 
 
 class Telegrams:
@@ -205,8 +205,7 @@ class Telegrams:
         """Run the program once against scenario `name`, on `chat` into `fmt`'s output."""
         scenario = self.scenarios[name]
         output = OUTPUT[fmt]
-        run = Run(name, chat, output, limit=limit, flood_at=scenario.flood_at,
-                  drop_at=scenario.drop_at, faults=scenario.said())
+        run = Run(name, chat, output, limit=limit, scenario=scenario)
         listener = self.ready["runs"][name]
         run.server = {k: v for k, v in self.ready.items() if k != "runs"} | listener
         folder = (program.workdir or Path.cwd()) / f"run-{name}"

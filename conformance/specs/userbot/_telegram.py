@@ -204,6 +204,13 @@ class World:
                     return int(cid)
         return None
 
+    def label(self, cid: int) -> str:
+        """How the log names one of our chats (as peer_label names its InputPeer)."""
+        c = self.chats[cid]
+        if c["kind"] == "user":
+            return f"user:{c['user']}"
+        return f"{'chat' if c['kind'] == 'group' else 'channel'}:{cid}"
+
     def peer_label(self, input_peer: Any) -> str | None:
         name = type(input_peer).__name__
         if name in ("InputPeerSelf", "InputUserSelf"):
@@ -645,7 +652,7 @@ def _handle(server: Telegram, query: Any, entry: dict[str, Any]) -> Any:
         if owner is None:
             return _make(types.messages.Messages, messages=[], chats=[], users=[])
         if cid is None:
-            entry["peer"] = world.peer_label(_input_of(world, owner))
+            entry["peer"] = world.label(owner)
         return world.messages_answer(owner, found, len(found), whole=True)
     if name == "upload.getFile":
         loc = query.location
@@ -653,7 +660,7 @@ def _handle(server: Telegram, query: Any, entry: dict[str, Any]) -> Any:
         if media_id not in world.media:
             raise RpcError(400, "FILE_REFERENCE_INVALID")
         cid, m = world.media[media_id]
-        entry["peer"] = world.peer_label(_input_of(world, cid))
+        entry["peer"] = world.label(cid)
         entry["message"], entry["offset"], entry["limit"] = m["id"], query.offset, query.limit
         data = base64.b64decode(m["media"]["data"])
         return _make(types.upload.File, type=types.storage.FileUnknown(), mtime=0,
@@ -674,15 +681,6 @@ def _handle(server: Telegram, query: Any, entry: dict[str, Any]) -> Any:
         if hasattr(query, field):
             entry["peer"] = world.peer_label(getattr(query, field))
     raise RpcError(400, "METHOD_NOT_IMPLEMENTED_" + re.sub(r"\W", "_", name).upper())
-
-
-def _input_of(world: World, cid: int) -> Any:
-    c = world.chats[cid]
-    if c["kind"] == "user":
-        return types.InputPeerUser(user_id=c["user"], access_hash=0)
-    if c["kind"] == "group":
-        return types.InputPeerChat(chat_id=cid)
-    return types.InputPeerChannel(channel_id=cid, access_hash=c["hash"])
 
 
 def sessions(key: bytes, port: int, session_file: Path | None) -> dict[str, Any]:

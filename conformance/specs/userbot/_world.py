@@ -178,6 +178,16 @@ def chat(data: dict[str, Any], cid: int) -> dict[str, Any]:
     return next(c for c in data["chats"] if c["id"] == cid)
 
 
+def label(chat: dict[str, Any]) -> str:
+    """How our Telegram's call log names a chat's peer: `channel:ID`, `chat:ID` (a basic
+    group) or `user:ID` (a private chat: the user's id)."""
+    if chat["kind"] == "user":
+        return f"user:{chat['user']}"
+    if chat["kind"] == "group":
+        return f"chat:{chat['id']}"
+    return f"channel:{chat['id']}"
+
+
 def people(data: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Every user of the world (the account included) by id."""
     return {u["id"]: u for u in [data["self"], *data["users"]]}

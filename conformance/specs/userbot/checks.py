@@ -57,6 +57,7 @@ from conformance.specs.userbot._runs import (
 )
 from conformance.specs.userbot._world import (
     TARGETS,
+    label,
     mark,
     media_bytes,
     people,
@@ -134,7 +135,7 @@ class Seen:
         if self.problem:
             raise NotRun(self.problem)
         if self.telegrams is None:
-            club = "{}:{}".format(*_labels(self.chat("club"))[0])
+            club = label(self.chat("club"))
             scenarios = [Scenario(name, fault_peer=club, **faults)
                          for name, (_, faults) in RUNS.items()]
             scenarios += [Scenario("unknown"), Scenario("other")]
@@ -288,24 +289,16 @@ def direction(order: list[int]) -> tuple[str, str]:
 def _calls(seen: Seen, run: Run, target: str) -> list[str]:
     """What a run did beyond reading the named chat: each call that changes the account, or
     reads another chat."""
-    own = {f"{kind}:{ident}" for kind, ident in _labels(seen.chat(target))}
+    own = label(seen.chat(target))
     out = []
     for call in run.methods():
         method = call["method"]
         leaf = method.split(".")[-1]
         if leaf.startswith(WRITES):
             out.append(f"{method}" + (f" on {call['peer']}" if call.get("peer") else ""))
-        elif (call.get("peer") not in (None, "self", *own) and method not in ANY_PEER):
+        elif call.get("peer") not in (None, "self", own) and method not in ANY_PEER:
             out.append(f"{method} of {call['peer']}")
     return out
-
-
-def _labels(chat: dict[str, Any]) -> list[tuple[str, int]]:
-    if chat["kind"] == "user":
-        return [("user", chat["user"])]
-    if chat["kind"] == "group":
-        return [("chat", chat["id"])]
-    return [("channel", chat["id"])]
 
 
 # -- MUST ----------------------------------------------------------------------------------------
@@ -527,9 +520,9 @@ def test_media_shown(seen: Seen) -> None:
 def test_flood_wait_waited_out(seen: Seen, note: Callable[[str], None]) -> None:
     """FLOOD_WAIT_2 is waited out, then the export is completed."""
     run = seen.run("flood")
-    kind, ident = _labels(seen.chat("club"))[0]
+    club = label(seen.chat("club"))
     history = [c for c in run.methods() if c["method"] == "messages.getHistory"
-               and c.get("peer") == f"{kind}:{ident}"]
+               and c.get("peer") == club]
     flood = next((i for i, c in enumerate(history) if str(c.get("answer", "")).startswith(
         "FLOOD_WAIT")), None)
     if flood is None:
