@@ -367,3 +367,96 @@ def test_ten_thousand_sites_start_fast_and_answer() -> None:
         print(f"stop: {time.monotonic() - began:.2f} s")
     ''', timeout=300)
     print(out)
+
+
+def test_switchable_hosts_change_a_site_while_serving() -> None:
+    out = in_box('''
+    import asyncio, threading
+    from aiohttp import web
+    plan = allocate([Site("flip.test"), Site("calm.test"), Site("slow.test",
+                     http=Answer(delay=0.4), https=Answer(delay=0.4)),
+                     Site("app.test", http=Port.ELSEWHERE, https=Port.ELSEWHERE)])
+    s = {site.name.split(".")[0]: site for site in plan}
+    tls = TlsMaterial(FOLDER)
+
+    def status(site, port=80, timeout=2.0):
+        try:
+            return fetch(site, port, tls=tls if port == 443 else None, timeout=timeout)[0]
+        except Exception as exc:
+            return type(exc).__name__
+
+    with Hosts(plan, tls, switchable=True) as hosts:
+        assert status(s["flip"]) == 200 and status(s["flip"], 443) == 200
+        hosts.switch("flip.test", Answer(status=502))
+        assert status(s["flip"]) == 502 and status(s["flip"], 443) == 502
+        assert status(s["calm"]) == 200
+        # A kept-alive connection gets the new answer at its next request.
+        conn = http.client.HTTPConnection(s["flip"].address, 80, timeout=2)
+        conn.request("GET", "/", headers={"Host": "flip.test"})
+        first = conn.getresponse(); first.read()
+        hosts.switch("flip.test", Answer())
+        conn.request("GET", "/", headers={"Host": "flip.test"})
+        assert (first.status, conn.getresponse().status) == (502, 200)
+        # Refused ends it (the kept-alive connection too); back again, it answers.
+        hosts.switch("flip.test", Port.REFUSED)
+        assert status(s["flip"]) == "ConnectionRefusedError"
+        assert status(s["flip"], 443) == "ConnectionRefusedError"
+        try:
+            conn.request("GET", "/", headers={"Host": "flip.test"})
+            kept = conn.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            kept = type(exc).__name__
+        assert kept != 200, kept
+        conn.close()
+        assert status(s["calm"]) == 200
+        hosts.switch("flip.test", Answer(status=503))
+        assert status(s["flip"]) == 503 and status(s["flip"], 443) == 503
+        hosts.switch("flip.test", Port.SILENT)
+        assert status(s["flip"], timeout=0.5) == "TimeoutError"
+        hosts.switch("flip.test", Answer())
+        assert status(s["flip"]) == 200
+        # A delayed answer comes after its delay; the request was recorded at once.
+        began = time.monotonic()
+        assert status(s["slow"]) == 200 and time.monotonic() - began >= 0.39
+        try:
+            hosts.switch("app.test", Answer())
+            raise AssertionError("an ELSEWHERE port was switched")
+        except ValueError:
+            pass
+        # ELSEWHERE: the hosts leave the address to a server of our own.
+        assert status(s["app"]) in ("ConnectionRefusedError", "RemoteDisconnected")
+    print("ok")
+    ''')
+    assert out.strip() == "ok"
+
+
+def test_a_box_serves_an_app_of_ours_under_a_name() -> None:
+    out = in_box('''
+    import asyncio, threading
+    from aiohttp import web
+    from conformance._box import Box
+    box = Box([Site("api.test", https=Port.ELSEWHERE), Site("other.test")], FOLDER / "box")
+    # Only the hosts are needed here: no resolver, no view (the test dials addresses).
+    box.tls = TlsMaterial(FOLDER / "box-tls")
+    box.hosts = Hosts(box.sites, box.tls)
+    with box.hosts:
+        site = box.site("api.test")
+        sock = box.listen("api.test", 443)
+        app = web.Application()
+        app.router.add_get("/", lambda request: web.json_response({"ours": True}))
+        loop = asyncio.new_event_loop()
+        runner = web.AppRunner(app)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.SockSite(runner, sock, ssl_context=box.tls_context(
+            "api.test")).start())
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        got = fetch(site, 443, tls=box.tls)
+        assert got[0] == 200 and json.loads(got[2]) == {"ours": True}, got
+        assert fetch(box.site("other.test"), 443, tls=box.tls)[0] == 200
+        assert fetch(site, 80)[0] == 200  # its port 80 stays the hosts'
+        assert [h.port for h in box.hosts.seen("api.test")] == [80]
+        loop.call_soon_threadsafe(loop.stop)
+    box.stop()
+    print("ok")
+    ''')
+    assert out.strip() == "ok"

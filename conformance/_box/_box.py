@@ -11,6 +11,8 @@ the observations are the parts' own, passed through.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,7 +26,7 @@ from conformance._box._namespace import (
     resolver_timeout,
     write_view,
 )
-from conformance._box._plan import Site, allocate
+from conformance._box._plan import Answer, Port, Site, allocate
 from conformance._box._tls import TlsMaterial
 from conformance._isolation import launched
 
@@ -32,19 +34,23 @@ from conformance._isolation import launched
 class Box:
     """A local internet of `sites` (planned, not yet allocated), its files in `folder`;
     `dns_delay` holds every DNS answer that long (so a program's queries overlap and
-    `peak_dns_in_flight` shows its resolver's concurrency). A context manager: entering
-    starts it, leaving stops it."""
+    `peak_dns_in_flight` shows its resolver's concurrency); `switchable` lets `switch()`
+    change a site's answer while it runs. A context manager: entering starts it, leaving
+    stops it."""
 
-    def __init__(self, sites: Iterable[Site], folder: Path, dns_delay: float = 0.0) -> None:
+    def __init__(self, sites: Iterable[Site], folder: Path, dns_delay: float = 0.0, *,
+                 switchable: bool = False) -> None:
         self.sites: tuple[Site, ...] = allocate(sites)
         self.folder = Path(folder)
         self.dns_delay = dns_delay
+        self.switchable = switchable
         self.resolver_timeout = resolver_timeout(dns_delay)  # resolv.conf's timeout:, seconds
         self._by_name = {site.name: site for site in self.sites}
         self.tls: TlsMaterial | None = None
         self.resolver: Resolver | None = None
         self.hosts: Hosts | None = None
         self._view: dict[str, Path] = {}
+        self._own: list[socket.socket] = []  # listen()'s sockets, closed on stop
         self.start_seconds: dict[str, float] = {}  # how long each part took to start
 
     # -- lifetime --------------------------------------------------------------------------
@@ -66,7 +72,7 @@ class Box:
             self.resolver.start()
             self._lap("resolver", clock)
             clock = time.monotonic()
-            self.hosts = Hosts(self.sites, self.tls)
+            self.hosts = Hosts(self.sites, self.tls, switchable=self.switchable)
             self.hosts.start()
             self._lap("hosts", clock)
         except BaseException:
@@ -79,6 +85,8 @@ class Box:
             self.hosts.stop()
         if self.resolver is not None:
             self.resolver.stop()
+        while self._own:
+            self._own.pop().close()
 
     def __enter__(self) -> Box:
         self.start()
@@ -89,6 +97,45 @@ class Box:
 
     def _lap(self, part: str, since: float) -> None:
         self.start_seconds[part] = time.monotonic() - since
+
+    # -- serving and changing --------------------------------------------------------------
+
+    def switch(self, name: str, spec: Answer | Port,
+               schemes: Sequence[str] = ("http", "https")) -> float:
+        """Make site `name` answer `spec` from now on (conformance/_box/_hosts.py says how);
+        time.monotonic() once it holds."""
+        if self.hosts is None:
+            raise RuntimeError("the box is not started")
+        return self.hosts.switch(name, spec, schemes)
+
+    def listen(self, name: str, port: int) -> socket.socket:
+        """A listening socket on site `name`'s address and `port`, for a server of the suite's
+        own (a site whose port is Port.ELSEWHERE, or a port the hosts do not serve, such as an
+        SMTP server's); closed when the box stops, if the server has not closed it."""
+        site = self.site(name)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # The hosts' wildcard on 80 and 443 says SO_REUSEPORT: so must this one to share
+            # the port, and its own address wins over the wildcard's.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((site.address, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._own.append(sock)
+        return sock
+
+    def tls_context(self, name: str) -> ssl.SSLContext:
+        """The server-side TLS context with a certificate for site `name` from the box's CA."""
+        if self.tls is None:
+            raise RuntimeError("the box is not started")
+        context = self.tls.context_for(self.site(name))
+        if context is None:
+            raise ValueError(f"{name}'s port 443 speaks plain HTTP")
+        return context
 
     # -- starting a program under the box ----------------------------------------------------
 

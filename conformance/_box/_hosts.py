@@ -29,6 +29,14 @@ Rules:
   connection is closed (a FIN) with the Content-Length of the whole body; reset, it is an
   RST. `answering` counts answers from their request's head to their body's end (or
   failure): `peak_answering` is the most at once.
+- Switchable hosts (`switchable=True`) bind one listener per site and port, never a wildcard, so
+  that `switch(name, spec)` can change a site's answer or port fault while they run: a new
+  answer (or RESET, ENDLESS, SILENT) holds from the next request, kept-alive connections
+  included; REFUSED closes the site's listener and ends its open connections (as a server
+  going down would); leaving REFUSED binds the listener again. BLACKHOLE, PLAIN_HTTP and
+  ELSEWHERE are the plan's only. A port ELSEWHERE binds nothing here: a server of the suite's
+  own listens on the site's address (Box.listen), which wins over a wildcard. An answer's
+  `delay` holds its head back (the request is recorded first).
 - Every request is recorded as a `Hit` when its headers have come; `peak_connections` counts
   connections from accept to close (the TLS handshake included), as the hosts see them: a
   client's close counts once the hosts have handled it, which lags on a busy machine.
@@ -52,7 +60,7 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -104,14 +112,18 @@ class Hosts(LoopThread[list[Listener]]):
     `peak_connections`. `http_port`/`https_port` other than 80 and 443 are for tests."""
 
     def __init__(self, sites: Sequence[Site], tls: TlsMaterial, *, http_port: int = 80,
-                 https_port: int = 443) -> None:
+                 https_port: int = 443, switchable: bool = False) -> None:
         if any(not site.address for site in sites):
             raise ValueError("every site needs its address: plan them with allocate()")
         super().__init__()
         self.sites = tuple(sites)
         self.tls = tls
         self.http_port, self.https_port = http_port, https_port
+        self.switchable = switchable
         self._by_name = {site.name: site for site in self.sites}
+        self._now = dict(self._by_name)  # what each site answers now (switch() changes it)
+        self._listening: dict[tuple[str, int], asyncio.Server] = {}  # switchable: by site, port
+        self._open_by: dict[tuple[str, int], set[asyncio.StreamWriter]] = {}
         self._by_address = {site.address: site for site in self.sites}
         tls.prepare(self.sites)
         self.peak_connections = 0
@@ -150,6 +162,45 @@ class Hosts(LoopThread[list[Listener]]):
                 return list(self._hits)
             return [hit for hit in self._hits if hit.site == name]
 
+    def switch(self, name: str, spec: Answer | Port,
+               schemes: Sequence[str] = ("http", "https")) -> float:
+        """Make site `name` answer `spec` on the ports of `schemes` from now on (see the
+        module's rules); returns time.monotonic() once it holds. ValueError when the hosts are
+        not switchable or `spec` is a plan-only fault; RuntimeError when not serving."""
+        if not self.switchable:
+            raise ValueError("these hosts were not started switchable")
+        if spec in (Port.BLACKHOLE, Port.PLAIN_HTTP, Port.ELSEWHERE):
+            raise ValueError(f"{spec} is the plan's only: it cannot be switched to")
+        site = self._by_name[name.lower().rstrip(".")]
+        loop = self._loop
+        if loop is None or self._thread is None:
+            raise RuntimeError("the hosts are not serving")
+        done = asyncio.run_coroutine_threadsafe(self._switch(site, spec, tuple(schemes)), loop)
+        done.result(START_TIMEOUT)
+        return time.monotonic()
+
+    async def _switch(self, site: Site, spec: Answer | Port, schemes: tuple[str, ...]) -> None:
+        now = self._now[site.name]
+        for scheme in schemes:
+            port = self.http_port if scheme == "http" else self.https_port
+            before = getattr(now, scheme)
+            if before in (Port.BLACKHOLE, Port.PLAIN_HTTP, Port.ELSEWHERE):
+                raise ValueError(f"{site.name}'s {scheme} port is {before}: it stays so")
+            now = replace(now, http=spec) if scheme == "http" else replace(now, https=spec)
+            self._now[site.name] = now
+            if spec is Port.REFUSED and before is not Port.REFUSED:
+                server = self._listening.pop((site.name, port), None)
+                if server is not None:
+                    server.close()
+                for writer in list(self._open_by.get((site.name, port), ())):
+                    writer.transport.abort()
+            elif spec is not Port.REFUSED and before is Port.REFUSED:
+                sock = _listener(site.address, port, reuse_port=False)
+                self._sockets.append(sock)
+                self._listening[(site.name, port)] = await asyncio.start_server(
+                    functools.partial(self._connection, site, port), sock=sock,
+                    limit=READ_SIZE)
+
     def reset(self) -> None:
         """Forget the hits and the peak (the connections open now stay counted)."""
         with self._lock:
@@ -169,23 +220,17 @@ class Hosts(LoopThread[list[Listener]]):
             specs = [(site, getattr(site, field)) for site in self.sites]
             holes = [(site, site.address, port, True) for site, spec in specs
                      if spec is Port.BLACKHOLE]
-            if any(spec is Port.REFUSED for _, spec in specs):
+            if self.switchable or any(spec is Port.REFUSED for _, spec in specs):
                 wanted += [(site, site.address, port, False) for site, spec in specs
-                           if spec not in (Port.REFUSED, Port.BLACKHOLE)]
+                           if spec not in (Port.REFUSED, Port.BLACKHOLE, Port.ELSEWHERE)]
             elif len(holes) < len(specs):
                 wanted.append((None, "0.0.0.0", port, False))
             wanted += holes
         _enough_descriptors(len(wanted) + sum(hole for *_, hole in wanted))
         try:
             for site, address, port, hole in wanted:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock = _listener(address, port, reuse_port=site is None or hole, listen=False)
                 self._sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if site is None or hole:
-                    # A wildcard and an address's own listener on one port: Linux lets both
-                    # listen only when both say SO_REUSEPORT (each stays a group of its own).
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                sock.bind((address, port))
                 if hole:
                     # A backlog of 0 holds one connection; ours takes it, and the kernel then
                     # drops every SYN (a bound address wins over the wildcard): the client's
@@ -195,7 +240,6 @@ class Hosts(LoopThread[list[Listener]]):
                     self._sockets.append(filler)
                 else:
                     sock.listen(BACKLOG)
-                    sock.setblocking(False)
                     listeners.append((sock, site, port))
         except OSError as exc:
             self.stop()
@@ -207,11 +251,14 @@ class Hosts(LoopThread[list[Listener]]):
     async def _open(self, listening: list[Listener]) -> None:
         self._servers = []
         for sock, site, port in listening:
-            self._servers.append(await asyncio.start_server(
-                functools.partial(self._connection, site, port), sock=sock, limit=READ_SIZE))
+            server = await asyncio.start_server(
+                functools.partial(self._connection, site, port), sock=sock, limit=READ_SIZE)
+            self._servers.append(server)
+            if site is not None:
+                self._listening[(site.name, port)] = server
 
     async def _close(self) -> None:
-        for server in self._servers:
+        for server in [*self._servers, *self._listening.values()]:
             server.close()
         handlers = list(self._handlers)
         for task in handlers:
@@ -231,7 +278,12 @@ class Hosts(LoopThread[list[Listener]]):
             if site is None:  # a wildcard's connection: the site is the address it came to
                 site = self._by_address.get(writer.get_extra_info("sockname")[0])
             if site is not None:  # else an address no site has: closed at once
-                await self._serve(site, port, reader, writer)
+                opened = self._open_by.setdefault((site.name, port), set())
+                opened.add(writer)
+                try:
+                    await self._serve(site, port, reader, writer)
+                finally:
+                    opened.discard(writer)
         except (OSError, asyncio.IncompleteReadError, h11.ProtocolError):
             pass  # the client left, failed its handshake or spoke no HTTP: nothing to answer
         except asyncio.CancelledError:
@@ -252,7 +304,10 @@ class Hosts(LoopThread[list[Listener]]):
 
     async def _serve(self, site: Site, port: int, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
-        spec = site.http if port == self.http_port else site.https
+        field = "http" if port == self.http_port else "https"
+        spec = getattr(self._now[site.name], field)
+        if spec is Port.ELSEWHERE:  # its own server is not listening (yet, or any more)
+            return
         scheme: Literal["http", "https"] = "http"
         sni: str | None = None
         if port == self.https_port and spec is not Port.PLAIN_HTTP:
@@ -262,12 +317,15 @@ class Hosts(LoopThread[list[Listener]]):
             await writer.start_tls(context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
             scheme = "https"
             sni = getattr(writer.get_extra_info("ssl_object"), "box_sni", None)
-        if spec is Port.PLAIN_HTTP:
-            spec = site.http if isinstance(site.http, Answer) else Answer()
         connection = h11.Connection(h11.SERVER)
         for _ in range(10_000):  # requests on one kept-alive connection: bounded all the same
             request = await _next_request(connection, reader, writer)
             if request is None:
+                return
+            spec = getattr(self._now[site.name], field)  # switch() may have changed it
+            if spec is Port.PLAIN_HTTP:
+                spec = site.http if isinstance(site.http, Answer) else Answer()
+            elif spec is Port.REFUSED:  # switched while this connection was kept alive
                 return
             self._record(Hit(site.name, scheme, port, request.method.decode("ascii", "replace"),
                              request.target.decode("latin-1"),
@@ -279,6 +337,8 @@ class Hosts(LoopThread[list[Listener]]):
                 await self._fault(chosen, connection, reader, writer)
                 return
             await _drain_body(connection, reader)
+            if chosen.delay:
+                await asyncio.sleep(chosen.delay)
             with self._lock:
                 self.answering += 1
                 self.peak_answering = max(self.peak_answering, self.answering)
@@ -430,6 +490,26 @@ async def _stream(connection: h11.Connection, writer: asyncio.StreamWriter, answ
     writer.write(connection.send(h11.EndOfMessage()) or b"")
     await asyncio.wait_for(writer.drain(), IDLE_TIMEOUT)
     return True
+
+
+def _listener(address: str, port: int, *, reuse_port: bool, listen: bool = True
+              ) -> socket.socket:
+    """A TCP socket bound to `address`:`port` (listening unless `listen` is False)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            # A wildcard and an address's own listener on one port: Linux lets both listen
+            # only when both say SO_REUSEPORT (each stays a group of its own).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address, port))
+        sock.setblocking(False)
+        if listen:
+            sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _range_start(value: bytes, size: int) -> int | None:

@@ -2,7 +2,8 @@
 its HTTPS port behave, and the loopback address the box gives it.
 
 Rules: a plan is plain frozen data, made before the box starts and never changed by it, so a
-suite knows what every host served without asking the box; every fault is one value of one
+suite knows what every host served without asking the box (a suite that changes a site's answer
+while the box runs, `Box.switch`, keeps its own record of when); every fault is one value of one
 field (a site has at most one DNS fault and one fault per port); addresses are given by
 `allocate()`, never written by hand, and none is in 127.0.0.0/16 (127.0.0.1 is the machine's,
 127.0.0.53 the box's resolver).
@@ -34,6 +35,7 @@ class Port(Enum):
     ENDLESS = "endless"  # headers come, then a body that never ends
     SILENT = "silent"  # the connection opens, no answer ever comes
     PLAIN_HTTP = "plain-http"  # on 443: plain HTTP, no TLS
+    ELSEWHERE = "elsewhere"  # served by a server of the suite's own, on a socket Box.listen() gave
 
 
 class Tls(Enum):
@@ -47,7 +49,8 @@ class Tls(Enum):
 @dataclass(frozen=True)
 class Answer:
     """What a port answers to a request for `/`: status, headers and body. `redirect` sends
-    a 301 to that URL first (one hop; a URL back to the site itself makes a loop). How the
+    a 301 to that URL first (one hop; a URL back to the site itself makes a loop); `delay` holds
+    the answer's head back that many seconds (a slow site, working all the same). How the
     body travels: over `pace` seconds (in PACE_PIECES pieces, so a download is seen in flight),
     cut short after `cut` bytes (the connection closed, Content-Length still the whole body's),
     or reset (an RST) after `reset_after` bytes; `ranges` answers `Range: bytes=N-` with a 206
@@ -66,6 +69,7 @@ class Answer:
     cut: int | None = None
     reset_after: int | None = None
     ranges: bool = False
+    delay: float = 0.0
 
     @property
     def streamed(self) -> bool:
