@@ -1,8 +1,9 @@
 """In-process servers that play "the other side" for the suites and the tests: a server on a port
 of this machine, served from a background thread, that records every request it receives. One
 lifecycle for all (`BackgroundServer`) and two ways to serve: an aiohttp application
-(`AiohttpServer`) or any ASGI app through uvicorn (`InProcessServer`; a WSGI app through
-`WSGIBridge`, a server that answers garbage through `canned_app`).
+(`AiohttpServer`; on sockets made elsewhere, TLS or not, `SocketAppServer`) or any ASGI app
+through uvicorn (`InProcessServer`; a WSGI app through `WSGIBridge`, a server that answers
+garbage through `canned_app`).
 
 Rules: a server serves from a thread of its own that runs an event loop of its own. `start()`
 binds the port in the calling thread, with SO_REUSEADDR (a suite starts a fresh server on the
@@ -23,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 import warnings
@@ -469,3 +471,42 @@ def canned_app(answer: Canned) -> App:
         await send({"type": "http.response.body", "body": body})
 
     return app
+
+
+class SocketAppServer(LoopThread[list[tuple[socket.socket, ssl.SSLContext | None]]]):
+    """An aiohttp application served on listening sockets the caller made (each with the TLS
+    context it serves with, or None for plain HTTP): a site of a box under its own name, for
+    one. Nothing recorded here: the application records what it must. `start()` returns once
+    serving; `stop()` as every server here."""
+
+    def __init__(self, app: web.Application,
+                 sockets: list[tuple[socket.socket, ssl.SSLContext | None]],
+                 name: str = "app") -> None:
+        super().__init__()
+        self.app = app
+        self.name = name
+        self._given = sockets
+        self._runner: web.AppRunner | None = None
+
+    def start(self) -> Self:
+        """Serve on the sockets given (they are closed by `stop()`); OSError if it cannot."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name} is already started")
+        self._sockets = [sock for sock, _ in self._given]
+        self._start_serving(self._given, thread=self.name, failed=f"{self.name} did not start")
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    async def _open(self, listening: list[tuple[socket.socket, ssl.SSLContext | None]]) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=0.5)
+        await self._runner.setup()
+        for sock, context in listening:
+            await web.SockSite(self._runner, sock, ssl_context=context).start()
+
+    async def _close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()

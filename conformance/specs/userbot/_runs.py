@@ -153,8 +153,12 @@ class Telegrams:
     """Our Telegram for a suite run: one process (it imports Telethon once) with a listener
     per scenario, each with a port, faults, call log and session of its own."""
 
-    def __init__(self, python: str, scenarios: list[Scenario]) -> None:
+    def __init__(self, python: str, scenarios: list[Scenario],
+                 world_data: dict[str, Any] | None = None) -> None:
         self.python = python
+        # Another spec's world (the uptime monitor's contacts) in the server's format; None:
+        # the userbot's own.
+        self.world_data = world_data
         self.scenarios = {s.name: s for s in scenarios}
         self._scratch = tempfile.TemporaryDirectory(prefix="conformance-telegram-")
         self.folder = Path(self._scratch.name)
@@ -164,7 +168,8 @@ class Telegrams:
     def start(self) -> None:
         """Start the server and wait until every listener is up; ServerUnavailable if not."""
         folder = self.folder
-        (folder / "world.json").write_text(json.dumps(world()), encoding="utf-8")
+        data = world() if self.world_data is None else self.world_data
+        (folder / "world.json").write_text(json.dumps(data), encoding="utf-8")
         plan = [dataclasses.asdict(s) | {"flood_seconds": 2} for s in self.scenarios.values()]
         (folder / "plan.json").write_text(json.dumps(plan), encoding="utf-8")
         argv = [self.python, str(SERVER), str(folder / "world.json"),

@@ -729,7 +729,8 @@ async def _main(args: argparse.Namespace) -> None:
                                              0 if args.plan else args.port)
             server.port = tcp.sockets[0].getsockname()[1]
             listeners.append(tcp)
-            runs[name] = {"port": server.port, "log": str(log_path),
+            # `started`: the wall-clock time (time.time()) the log's `t` counts from.
+            runs[name] = {"port": server.port, "log": str(log_path), "started": server.started,
                           **sessions(key, server.port, session_path)}
         ready: dict[str, Any] = {"layer": LAYER, "telethon": TELETHON_VERSION,
                                  "python": sys.executable}
