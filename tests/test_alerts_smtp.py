@@ -64,6 +64,21 @@ def test_smtps_delivers_and_records(end: SmtpAlertEnd, client_context: ssl.SSLCo
     assert "200 to 502" in mail.text
 
 
+def test_a_long_subject_reads_unfolded(end: SmtpAlertEnd,
+                                       client_context: ssl.SSLContext) -> None:
+    end.clear()
+    message = _message()
+    long = "ALERT: shop.example.org is DOWN (502; was 200) at 2026-12-06T10:00:05Z, " * 2
+    del message["Subject"]
+    message["Subject"] = long
+    with smtplib.SMTP_SSL("127.0.0.1", end.smtps_port, context=client_context,
+                          timeout=TIMEOUT) as client:
+        client.login(ACCOUNT.user, ACCOUNT.password)
+        client.send_message(message)
+    [mail] = end.wait_for_mails(1, TIMEOUT)
+    assert mail.subject == long.strip()
+
+
 def test_starttls_then_auth_login(end: SmtpAlertEnd, client_context: ssl.SSLContext) -> None:
     end.clear()
     with smtplib.SMTP("127.0.0.1", end.submission_port, timeout=TIMEOUT) as client:

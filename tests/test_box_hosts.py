@@ -371,8 +371,6 @@ def test_ten_thousand_sites_start_fast_and_answer() -> None:
 
 def test_switchable_hosts_change_a_site_while_serving() -> None:
     out = in_box('''
-    import asyncio, threading
-    from aiohttp import web
     plan = allocate([Site("flip.test"), Site("calm.test"), Site("slow.test",
                      http=Answer(delay=0.4), https=Answer(delay=0.4)),
                      Site("app.test", http=Port.ELSEWHERE, https=Port.ELSEWHERE)])
@@ -432,30 +430,27 @@ def test_switchable_hosts_change_a_site_while_serving() -> None:
 
 def test_a_box_serves_an_app_of_ours_under_a_name() -> None:
     out = in_box('''
-    import asyncio, threading
     from aiohttp import web
     from conformance._box import Box
+    from conformance._servers import SocketAppServer
+
+    async def ours(request):
+        return web.json_response({"ours": True})
+
     box = Box([Site("api.test", https=Port.ELSEWHERE), Site("other.test")], FOLDER / "box")
     # Only the hosts are needed here: no resolver, no view (the test dials addresses).
     box.tls = TlsMaterial(FOLDER / "box-tls")
     box.hosts = Hosts(box.sites, box.tls)
     with box.hosts:
         site = box.site("api.test")
-        sock = box.listen("api.test", 443)
         app = web.Application()
-        app.router.add_get("/", lambda request: web.json_response({"ours": True}))
-        loop = asyncio.new_event_loop()
-        runner = web.AppRunner(app)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock, ssl_context=box.tls_context(
-            "api.test")).start())
-        threading.Thread(target=loop.run_forever, daemon=True).start()
-        got = fetch(site, 443, tls=box.tls)
-        assert got[0] == 200 and json.loads(got[2]) == {"ours": True}, got
-        assert fetch(box.site("other.test"), 443, tls=box.tls)[0] == 200
-        assert fetch(site, 80)[0] == 200  # its port 80 stays the hosts'
-        assert [h.port for h in box.hosts.seen("api.test")] == [80]
-        loop.call_soon_threadsafe(loop.stop)
+        app.router.add_get("/", ours)
+        with SocketAppServer(app, [(box.listen("api.test", 443), box.tls_context("api.test"))]):
+            got = fetch(site, 443, tls=box.tls)
+            assert got[0] == 200 and json.loads(got[2]) == {"ours": True}, got
+            assert fetch(box.site("other.test"), 443, tls=box.tls)[0] == 200
+            assert fetch(site, 80)[0] == 200  # its port 80 stays the hosts'
+            assert [h.port for h in box.hosts.seen("api.test")] == [80]
     box.stop()
     print("ok")
     ''')

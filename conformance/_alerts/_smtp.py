@@ -58,8 +58,8 @@ class Mail:
 
     @property
     def subject(self) -> str:
-        """The Subject header, decoded ('' when absent)."""
-        return str(self.message.get("Subject", ""))
+        """The Subject header, decoded and unfolded ('' when absent)."""
+        return " ".join(str(self.message.get("Subject", "")).split())
 
     @property
     def sender(self) -> str:
