@@ -22,7 +22,7 @@ def test_the_planned_list_covers_every_fault(count: int) -> None:
     assert len(listed) == count == len(set(planned.listed))
     assert {s.dns for s in listed} >= set(Dns)
     ports = {p for s in listed for p in (s.http, s.https) if isinstance(p, Port)}
-    assert ports == set(Port)
+    assert ports == set(Port) - {Port.ELSEWHERE}  # a site of a server of ours, not a fault
     assert {s.tls for s in listed} >= set(Tls)
     answers = [p for s in listed for p in (s.http, s.https) if isinstance(p, Answer)]
     redirects = {(s.name, a.redirect.split("/")[2]) for s in listed

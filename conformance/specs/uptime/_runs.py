@@ -48,6 +48,7 @@ from conformance.specs.uptime._world import (
     BOT_ID,
     BOT_USERNAME,
     INTERVAL,
+    MOVED_TO,
     SITES,
     SLOW_SECONDS,
     SMTP_HOST,
@@ -73,7 +74,8 @@ def answer_of(state: State) -> Answer | Port:
     answers: dict[str, Answer | Port] = {
         "up": Answer(), "502": Answer(status=502), "503": Answer(status=503),
         "refused": Port.REFUSED, "hangs": Port.SILENT, "head-405": Answer(head_differs=True),
-        "slow": Answer(delay=SLOW_SECONDS)}
+        "slow": Answer(delay=SLOW_SECONDS),
+        "moved": Answer(redirect=f"https://{MOVED_TO}")}
     return answers[state]
 
 

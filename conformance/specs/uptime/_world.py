@@ -19,8 +19,8 @@ INTERVAL = 1.0  # N, seconds
 STOP_AT = 27.0  # Ctrl+C, seconds after the start
 STOP_GRACE = 5.0  # seconds a monitor has to end after Ctrl+C
 
-State = Literal["up", "502", "503", "refused", "hangs", "head-405", "slow"]
-WORKING: frozenset[str] = frozenset({"up", "head-405", "slow"})
+State = Literal["up", "502", "503", "refused", "hangs", "head-405", "slow", "moved"]
+WORKING: frozenset[str] = frozenset({"up", "head-405", "slow", "moved"})
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,15 @@ SITES: tuple[Site, ...] = (
          (Phase(0, "up"), Phase(4, "head-405"))),
     Site("slow.example.net", _c("slow_ivan", 7100007, "Ivan", "ivan@slow.example"),
          (Phase(0, "slow"),)),
+    Site("moved.example.org", _c("moved_lena", 7100010, "Lena", "lena@moved.example"),
+         (Phase(0, "up"), Phase(4, "moved"))),
     Site("flap.example.org", _c("flap_zoya", 7100008, "Zoya", "zoya@flap.example"),
          (Phase(0, "up"), *_flips(3, 13, 1.0)), flaps=True),
     Site("mizulina.ru", _c("mizulina", 7100009, "Mizulina", "mizulin"),
          (Phase(0, "up"),), bad_row=True),
 )
 SLOW_SECONDS = 0.6  # slow.example.net answers after this long (working, but slow)
+MOVED_TO = "moved.example.org/new/"  # where moved.example.org's / redirects from 4 s (301)
 HANG_LIMIT = 10.0  # a monitor's timeout (times its threshold) under this sees the hang in time
 ALERT_WITHIN = 3 * INTERVAL + 5.0  # an alert is due this long after its change at the latest
 CHANGE_GRACE = 3.0  # an alert this soon after a recovery still belongs to the down before it

@@ -381,8 +381,9 @@ def test_one_alert_per_change(seen: Seen, note: Callable[[str], None]) -> None:
     run = seen.reached(STOP_AT)
     problems = []
     for s in SITES:
-        if s.flaps or s.domain in ("head.example.org", "late.example.com"):
-            continue  # judged by UP-16, UP-12 and UP-09
+        if s.flaps or s.domain in ("head.example.org", "late.example.com",
+                                   "moved.example.org"):
+            continue  # judged by UP-16, UP-12, UP-09 and UP-17
         site_spans = seen.spans(s)
         mine = alerts_naming(run.alerts, s.domain)
         for index, groups in per_span(mine, site_spans).items():
@@ -451,6 +452,18 @@ def test_head_not_allowed_is_not_down(seen: Seen) -> None:
                         f"{_alerts_text(seen, got)}",
                         "no alert: a 405 to HEAD is checked again with GET",
                         f"it was asked with {', '.join(methods)}")
+
+
+@requirement("UP-17")
+def test_redirect_is_not_down(seen: Seen) -> None:
+    """A site whose main page starts answering 301 gets no alert."""
+    run = seen.reached(STOP_AT)
+    got = alerts_naming(run.alerts, "moved.example.org")
+    if got:
+        raise seen.fail(f"moved.example.org, which answers 301 to /new/ (where 200 waits) from "
+                        f"4 s, was alerted: {_alerts_text(seen, got)}",
+                        "no alert: a redirect is an answer of a working site (followed, it "
+                        "leads to a 200)")
 
 
 @requirement("UP-13")
