@@ -130,15 +130,18 @@ def _operation(result: Ok[APIOperation[Any, Any, Any, Any]] | Err[InvalidSchema]
 @dataclass
 class _Clock:
     """The fuzzing time: each operation gets its share of what is left, counted from its first
-    example on, so generation's one-time start (seconds on a busy machine) is nobody's share."""
+    example on, so generation's one-time start (seconds on a busy machine) is nobody's share;
+    and each sends one request at least, however late it starts (a busy machine can spend the
+    whole time on the operations before: the last one would go unjudged)."""
 
     ends: float  # when all fuzzing must be over
     left: int  # operations still to fuzz, the current one included
     deadline: float = math.inf  # the current operation's; inf until its first example
+    sent: bool = False  # the current operation has sent a request
 
     def next_operation(self, left: int) -> None:
         """A new operation starts; `left` operations are still to fuzz, itself included."""
-        self.left, self.deadline = left, math.inf
+        self.left, self.deadline, self.sent = left, math.inf, False
 
     def first_example(self) -> None:
         """The current operation's first example came: its share starts now."""
@@ -146,8 +149,8 @@ class _Clock:
         self.deadline = now + max(0.0, self.ends - now) / self.left
 
     def over(self) -> bool:
-        """Whether the current operation's time is up."""
-        return time.monotonic() > self.deadline
+        """Whether the current operation's time is up (never before its first request)."""
+        return self.sent and time.monotonic() > self.deadline
 
 
 def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, seed: int,
@@ -212,6 +215,7 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
             if clock.over():
                 return
         report.sent += 1
+        clock.sent = True
         try:
             ex = http.request(built.method, str(built.url), headers=headers, content=content)
         except CheckFailure as exc:

@@ -95,6 +95,17 @@ def test_a_paced_first_operation_leaves_time_for_the_second(things) -> None:
     assert report.sent == hits["POST"] + hits["GET"]
 
 
+def test_an_operation_started_after_the_end_still_sends_one() -> None:
+    # A busy machine spent the whole time on the operations before: the last still gets its
+    # one request, or it would go unjudged.
+    clock = _Clock(ends=time.monotonic() - 1.0, left=1)
+    clock.next_operation(1)
+    clock.first_example()
+    assert not clock.over()
+    clock.sent = True
+    assert clock.over()
+
+
 def test_the_time_bound_stops_generation_too(things) -> None:
     base, openapi, _ = things
     # This process's CPU, not the clock: generating the 9,960 examples nobody would send costs

@@ -36,7 +36,7 @@ from conformance._alerts import (
     create_webhook_app,
 )
 from conformance._servers import AiohttpServer
-from conformance.specs.uptime._world import csv_text
+from conformance.specs.uptime._world import SITES, csv_text
 from reference.uptime import (
     AlertError,
     Lines,
@@ -173,10 +173,11 @@ def fixture_ca() -> trustme.CA:
 
 def test_the_seeds_csv_is_read_and_its_bad_e_mail_warned_about() -> None:
     rows, warnings = parse_rows(csv_text())
-    assert len(rows) == 9 and rows[0] == Row("example.com", "https://example.com/",
+    assert len(rows) == len(SITES) and rows[0] == Row("example.com", "https://example.com/",
                                              "@ops_anna", "anna@ops.example")
     assert rows[-1] == Row("mizulina.ru", "https://mizulina.ru/", "@mizulina", None)
-    assert warnings == ["line 10: e-mail 'mizulin' has no @; no e-mail alerts for mizulina.ru"]
+    assert warnings == [f"line {len(SITES) + 1}: e-mail 'mizulin' has no @; no e-mail alerts "
+                        f"for mizulina.ru"]
 
 
 def test_urls_separators_comments_and_bad_rows() -> None:
