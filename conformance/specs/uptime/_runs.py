@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from conformance._alerts import (
-    RECORDER,
     BotAccount,
     Chat,
     MailAccount,
@@ -206,7 +205,6 @@ class Ends:
         app = create_botapi_app({self.token: BotAccount(BOT_ID, BOT_USERNAME,
                                                         updates=_updates())}, chats,
                                 recorder=self.bot_recorder)
-        assert app[RECORDER] is self.bot_recorder
         self._servers = [
             SocketAppServer(app, [(box.listen(TELEGRAM_API, 443), box.tls_context(TELEGRAM_API))],
                             name="bot-api"),

@@ -63,7 +63,9 @@ N = INTERVAL
 STEADY = ("example.com", "head.example.org", "slow.example.net")  # keep working throughout
 CADENCE_WINDOW = (2.0, 14.0)  # seconds: before the hang
 HANG = "hangs.example.net"
-NEVER_DOWN = ("example.com", "slow.example.net", "mizulina.ru")
+SERVICES = ("TELEGRAM_BOT_TOKEN (api.telegram.org), TG_SESSION/TG_SESSION_FILE with TG_API_ID "
+            "and TG_API_HASH (Telethon), SMTP_HOST/SMTP_PORT/SMTP_USER/SMTP_PASSWORD/SMTP_FROM, "
+            "ALERT_WEBHOOK_URL")
 
 
 @dataclass
@@ -146,12 +148,19 @@ def _alerts_text(seen: Seen, alerts: list[Alert]) -> str:
 
 
 def _undelivered(seen: Seen) -> str:
-    """What the services refused, in a few words (why an alert may be missing)."""
+    """Why an alert may be missing, in a few words: what the services refused, and the names
+    the program looked up that the box does not have (a mail server of its own choosing)."""
+    said = []
     refused = [a for a in seen.run().alerts if not a.delivered]
-    if not refused:
-        return ""
-    return "the services refused: " + shown(
-        [f"{a.channel} to {a.recipient}: {a.problem or 'refused'}" for a in refused], 3)
+    if refused:
+        said.append("the services refused: " + shown(
+            [f"{a.channel} to {a.recipient}: {a.problem or 'refused'}" for a in refused], 3))
+    known = {s.name for s in seen.box.sites}
+    unknown = sorted({q.name for q in seen.box.queries() if q.name not in known})
+    if unknown:
+        said.append(f"it looked up names that only the real internet has: {shown(unknown, 3)} "
+                    f"(the alert services are given in {SERVICES})")
+    return "; ".join(said)
 
 
 # -- running and cadence -----------------------------------------------------------------------
