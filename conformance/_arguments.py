@@ -23,6 +23,7 @@ from conformance._options import (
     build,
     core_options,
     positive,
+    positive_int,
 )
 from conformance._spec import Spec, SpecError, load_spec, spec_names
 from conformance._target import TargetError, host_port
@@ -101,6 +102,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
                      help="check only these requirements (and run what they need)")
     run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
     run.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+    run.add_argument("--gradescope", type=Path, metavar="FILE",
+                     help="write Gradescope's results.json here (a test per requirement)")
+    run.add_argument("--gradescope-points", type=word_type(positive_int), default=100,
+                     metavar="N", help="the points --gradescope shares out by weight "
+                                       "(%(default)s)")
     run.add_argument("--startup-timeout", type=word_type(positive), default=15.0,
                      metavar="S", help="seconds a started server has to listen (%(default)s)")
     core = run.add_argument_group("options of every spec")
@@ -126,6 +132,8 @@ class RunRequest:
     junit: Path | None
     startup_timeout: float
     given: set[str]  # the names of the options the command line gave
+    gradescope: Path | None = None  # Gradescope's results.json (reports/_gradescope.py)
+    gradescope_points: int = 100
 
 
 def _given_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,7 +180,8 @@ def resolve_run(args: argparse.Namespace) -> RunRequest:
         problem = check(value) if check is not None else ""
         if problem:
             raise UsageError(f"{every[name].flag}: {problem}")
-    for option, path in (("--json", args.json), ("--junit", args.junit)):
+    for option, path in (("--json", args.json), ("--junit", args.junit),
+                         ("--gradescope", args.gradescope)):
         if path is not None and not path.parent.is_dir():
             raise UsageError(f"{option}: folder {str(path.parent)!r} does not exist")
     core_values = {k: v for k, v in values.items() if k in core}
@@ -187,7 +196,8 @@ def resolve_run(args: argparse.Namespace) -> RunRequest:
         per_spec[spec.name] = RunOptions(**core_values, spec=spec_values)
     return RunRequest(specs, per_spec, args.base_url, args.command,
                       set(args.only) if args.only else None, args.json, args.junit,
-                      args.startup_timeout, set(values))
+                      args.startup_timeout, set(values), args.gradescope,
+                      args.gradescope_points)
 
 
 def parse_run(words: list[str]) -> RunRequest:

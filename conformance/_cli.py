@@ -35,6 +35,8 @@ from conformance._result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunResult
 from conformance._run import network_needed, run_spec
 from conformance._spec import SpecError, load_spec, spec_names
 from conformance._target import TargetError
+from conformance.graders import _classroom as classroom
+from conformance.graders import _gradescope as gradescope
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check a student's server or program against an assignment's spec.",
     )
     parser.add_argument("--version", action="version", version=f"conformance {__version__}")
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run,batch,protocol}")
+    sub = parser.add_subparsers(dest="action", required=True,
+                                metavar="{list,run,batch,classroom,gradescope,protocol}")
 
     lst = sub.add_parser("list", help="list the specs, their requirements and options")
     lst.add_argument("spec", nargs="?", help="one spec (default: all)")
@@ -57,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(run)
     _add_batch_parser(sub)
+    gradescope.add_parser(sub)
+    classroom.add_parser(sub)
     protocol = sub.add_parser(
         "protocol", help="print a spec's protocol description (ours), to describe another",
         description="Print SPEC's default protocol description, with comments: how the suite "
@@ -194,6 +199,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         reports.write_json(results, request.json)
     if request.junit:
         reports.write_junit(results, request.junit)
+    if request.gradescope:
+        reports.write_gradescope(results, request.gradescope, request.gradescope_points)
     return max(r.exit_code for r in results) if results else EXIT_FAILED
 
 
@@ -255,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
             return _list(args, console)
         if args.action == "batch":
             return _batch_command(args, console, err)
+        if args.action == "classroom":
+            return classroom.command(args)
         if args.action == "protocol":
             return _protocol_command(args.spec, args)
+        if args.action == "gradescope":
+            return gradescope.command(args)
         return _run(args, console)
-    except (UsageError, SpecError) as exc:
+    except (UsageError, SpecError, gradescope.GraderError) as exc:
         err.print(f"conformance: error: {escape(str(exc))}")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -100,6 +100,22 @@ def bonus_score(report: RunResult | None, spec: Spec) -> float | None:
     return _share(report, spec, bonus=True)
 
 
+def points(spec: Spec, total: int = 100, *, bonus: bool = False) -> dict[str, int]:
+    """Whole points for each scored requirement (MUST and SHOULD; a bonus's apart, with
+    `bonus`), `total` shared by weight, as `score` weighs them (largest remainders round up, so
+    they add up to `total` exactly); a requirement whose share rounds to 0 gets 0. MAY none."""
+    scored = [r for r in spec.requirements if r.level in SCORED_LEVELS and r.bonus == bonus]
+    weights = sum(r.weight for r in scored)
+    if not scored or not weights or total <= 0:
+        return {r.id: 0 for r in scored}
+    exact = {r.id: total * r.weight / weights for r in scored}
+    out = {rid: int(share) for rid, share in exact.items()}
+    left = total - sum(out.values())
+    for rid in sorted(exact, key=lambda i: exact[i] - out[i], reverse=True)[:left]:
+        out[rid] += 1
+    return out
+
+
 def slugs(students: list[str]) -> list[str]:
     """A file-name-safe name per student, unique in the list, stable for the same list."""
     out: list[str] = []

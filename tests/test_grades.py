@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from conformance import load_spec
-from conformance._grades import bonus_score, score, slugs
+from conformance._grades import bonus_score, points, score, slugs
 from conformance._result import RequirementResult, RunResult, Verdict
 from conformance._spec import Requirement
 
@@ -69,3 +69,18 @@ def test_the_bonus_is_scored_apart_and_never_moves_the_score() -> None:
     assert score(report_of(one_failed), fight) == 100.0
     assert (score(None, fight), bonus_score(None, fight)) == (0.0, 0.0)
     assert bonus_score(report_of({}), load_spec("credentials")) is None  # no bonus at all
+
+
+def test_points_share_a_total_by_weight_in_whole_points() -> None:
+    spec = load_spec("uptime")  # 15 MUSTs and SHOULDs of weight 1: 100 does not divide
+    got = points(spec, 100)
+    scored = [r.id for r in spec.requirements if r.level in ("MUST", "SHOULD")]
+    assert list(got) == scored and sum(got.values()) == 100
+    assert set(got.values()) == {6, 7}  # the largest remainders got the odd points
+    weighted = dataclasses.replace(spec, requirements=tuple(
+        dataclasses.replace(r, weight=3.0) if r.id == "UP-01" else r for r in spec.requirements))
+    heavy = points(weighted, 100)
+    assert heavy["UP-01"] == max(heavy.values()) and sum(heavy.values()) == 100
+    assert points(load_spec("fight"), 8, bonus=True) == {
+        r.id: 2 for r in load_spec("fight").requirements if r.bonus}
+    assert points(spec, 0) == dict.fromkeys(scored, 0)
