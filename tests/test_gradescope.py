@@ -144,6 +144,8 @@ def test_the_autograder_folder_grades_a_submission_as_gradescope_would(tmp_path:
     root = tmp_path / "autograder"
     (root / "submission").mkdir(parents=True)
     shutil.copy(ROOT / "reference" / "fight.py", root / "submission" / "fight.py")
+    # Its requirements are installed first (none here but a comment: nothing to fetch).
+    (root / "submission" / "requirements.txt").write_text("# the standard library only\n")
     results = run_autograder(folder, root)
     spec = load_spec(SPEC)
     assert results["score"] == 100 + bonus_points(spec), results["output"]

@@ -197,6 +197,12 @@ export PATH="$ROOT/venv/bin:$PATH"
 export COLUMNS=120
 status=0
 if cd "$ROOT/submission"; then
+  # What the student's program imports beyond the kit's own (aiohttp, httpx, Telethon...):
+  # their requirements.txt, when they sent one, within five minutes.
+  if [ -f requirements.txt ]; then
+    timeout 300 "$(dirname "$CONFORMANCE")/python" -m pip install --quiet -r requirements.txt \\
+      || echo "conformance: the submission's requirements.txt did not install" >&2
+  fi
   "$CONFORMANCE" {run} \\
     --gradescope "$OWN/results.json" --gradescope-points {request.points} \\
     --json "$RESULTS/report.json" || status=$?
