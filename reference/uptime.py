@@ -1,7 +1,8 @@
 """The reference `uptime.py`: watch a list of sites, log every change of their status, and alert
 a site's contact when it goes from working to failing (seed 002's site monitor).
 
-Run it as `python uptime.py CSV INTERVAL [--timeout S] [--failures K] [--log FILE] [-v]`.
+Run it as `python uptime.py CSV INTERVAL [--timeout S] [--failures K] [--log FILE]
+[--config FILE] [-v]`.
 - The CSV is the seed's (`DOMAIN_NAME;tg_username,email`; fields split by `,` or `;`; blank
   lines and `#` comments skipped; a first line that names no site is the header). A site is a
   domain, checked at `https://DOMAIN/`, or a whole http(s) URL, checked as it is. A row without
@@ -24,6 +25,8 @@ Run it as `python uptime.py CSV INTERVAL [--timeout S] [--failures K] [--log FIL
   465 for TLS else STARTTLS, `SMTP_USER`, `SMTP_PASSWORD`, `SMTP_FROM`) and a webhook
   (`ALERT_WEBHOOK_URL`, a JSON POST). A site that was alerted about gets a recovery message.
   Each alert is a task of its own (one retry at most); a failed one is a warning, never a crash.
+  The same settings may come from a TOML file (`--config`, e.g. `SMTP_HOST = "smtp.x.org"`,
+  any case), so no secret need stand in the shell's history; the environment wins over it.
 - No secret is ever printed: errors are put in words of our own, never aiohttp's (they hold
   the URL, and a bot's URL holds its token), and the log masks the token and the password.
 Exit status: 0 after Ctrl+C or SIGTERM (a clean stop), 2 for a bad command line or CSV.
@@ -43,6 +46,7 @@ import socket
 import ssl
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -466,6 +470,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--failures", type=int, default=2, metavar="K",
                         help="failed checks in a row that make a site down (default 2)")
     parser.add_argument("--log", type=Path, metavar="FILE", help="log to FILE too")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="alert settings in TOML (TELEGRAM_BOT_TOKEN = ..., SMTP_HOST = ..."
+                             "); the environment wins over it")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every check")
     options = parser.parse_args(argv)
     if not (0 < options.interval < 1e6 and 0 < options.timeout < 1e6 and options.failures > 0):
@@ -477,7 +484,20 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     options.rows, options.warnings = parse_rows(text)
     if not options.rows:
         parser.error(f"{options.csv} names no site")
+    options.settings = {}
+    if options.config is not None:
+        try:
+            table = tomllib.loads(options.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeError, tomllib.TOMLDecodeError) as exc:
+            parser.error(f"cannot read {options.config}: {getattr(exc, 'strerror', None) or exc}")
+        options.settings = {key.upper(): str(value) for key, value in table.items()
+                            if isinstance(value, str | int | float)}
     return options
+
+
+def environment(options: argparse.Namespace) -> dict[str, str]:
+    """The settings: the --config file's, the environment's over them."""
+    return {**options.settings, **os.environ}
 
 
 def setup_logging(options: argparse.Namespace, env: dict[str, str]) -> None:
@@ -518,7 +538,7 @@ async def amain(options: argparse.Namespace, env: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, run until stopped; the exit status."""
     options = arguments(argv)
-    env = dict(os.environ)
+    env = environment(options)
     try:
         setup_logging(options, env)
     except OSError as exc:

@@ -46,6 +46,7 @@ from reference.uptime import (
     Site,
     Telegram,
     arguments,
+    environment,
     parse_rows,
 )
 from tests.conftest import PY, ROOT
@@ -198,18 +199,34 @@ def test_urls_separators_comments_and_bad_rows() -> None:
 @pytest.mark.parametrize("argv", [[], ["sites.csv"], ["sites.csv", "0"], ["sites.csv", "x"],
                                   ["sites.csv", "1", "--failures", "0"],
                                   ["sites.csv", "1", "--timeout", "-1"], ["missing.csv", "1"],
-                                  ["empty.csv", "1"]])
+                                  ["empty.csv", "1"], ["sites.csv", "1", "--config", "bad.toml"],
+                                  ["sites.csv", "1", "--config", "missing.toml"]])
 def test_a_bad_command_line_exits_2_with_the_usage(
         argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sites.csv").write_text("example.com,@ann,a@b.c\n")
     (tmp_path / "empty.csv").write_text("DOMAIN_NAME;tg_username,email\n")
+    (tmp_path / "bad.toml").write_text("SMTP_HOST = \n")
     with pytest.raises(SystemExit) as exit_:
         arguments(argv)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: uptime") and "error:" in err and "Traceback" not in err
+
+
+def test_settings_come_from_a_toml_file_and_the_environment_wins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sites.csv").write_text("example.com,@ann,a@b.c\n")
+    (tmp_path / "alerts.toml").write_text('smtp_host = "smtp.file.test"\nSMTP_PORT = 587\n'
+                                          'TELEGRAM_BOT_TOKEN = "1:file"\n')
+    options = arguments([str(tmp_path / "sites.csv"), "1", "--config",
+                         str(tmp_path / "alerts.toml")])
+    assert options.settings == {"SMTP_HOST": "smtp.file.test", "SMTP_PORT": "587",
+                                "TELEGRAM_BOT_TOKEN": "1:file"}
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "2:environment")
+    env = environment(options)
+    assert env["TELEGRAM_BOT_TOKEN"] == "2:environment" and env["SMTP_PORT"] == "587"
 
 
 def test_a_bad_command_line_as_a_program(tmp_path: Path) -> None:
