@@ -1,7 +1,8 @@
-"""The reference userbot (reference/userbot.py) against the suite's own Telegram (_telegram.py),
-run by the suite's own runner (_runs.py): the JSON and Markdown exports' fields, media files,
---no-media, an unknown chat, a FLOOD_WAIT, a missing login; and the server itself, driven by a
-Telethon client in this process: an unimplemented method is refused by name, calls recorded.
+"""The reference userbot (reference/userbot.py) against the suite's own Telegram
+(conformance/_telegram), run by the suite's own runner (_runs.py): the JSON and Markdown
+exports' fields, media files, --no-media, an unknown chat, a FLOOD_WAIT, a missing login; and
+the server itself, driven by a Telethon client in this process: an unimplemented method is
+refused by name, calls recorded.
 (The reference's conformance to the whole spec is the suite's business.)"""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 import pytest
 
 from conformance._target import ProgramTarget, stop_group
-from conformance.specs.userbot._runs import API_HASH, API_ID, SERVER, Run, run_against_telegram
+from conformance._telegram import API_HASH, API_ID, SERVER
+from conformance.specs.userbot._runs import Run, run_against_telegram
 from conformance.specs.userbot._world import (
     ALICE,
     CLUB,

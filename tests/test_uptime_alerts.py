@@ -34,6 +34,7 @@ from conformance._alerts import (
     create_botapi_app,
     create_webhook_app,
 )
+from conformance._telegram import API_HASH, API_ID, Scenario, Telegrams
 from conformance.specs.uptime import _world
 from conformance.specs.uptime._alerts_seen import (
     SMTP_REFUSED,
@@ -47,7 +48,6 @@ from conformance.specs.uptime._alerts_seen import (
     from_webhook,
 )
 from conformance.specs.uptime._telegram_world import world
-from conformance.specs.userbot._runs import API_HASH, API_ID, Scenario, Telegrams
 
 TOKEN = "6100000001:AAF-uptime-token-0123456789abcdefgh"
 CONTACTS = every_contact()

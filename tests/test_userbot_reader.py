@@ -1,6 +1,6 @@
 """The userbot suite's parts that need no process: the lenient export reader (_export.py), the
-scripted world's invariants (_world.py), and how our Telegram (_telegram.py) pages a history
-and renders messages as Telethon objects."""
+scripted world's invariants (_world.py), and how our Telegram (conformance/_telegram) pages a
+history and renders messages as Telethon objects."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from conformance._telegram import SERVER
 from conformance.specs.userbot import _world as w
 from conformance.specs.userbot._export import (
     Unreadable,
@@ -28,7 +29,6 @@ from conformance.specs.userbot._export import (
     text_of,
     values,
 )
-from conformance.specs.userbot._runs import SERVER
 
 WORLD = w.world()
 CLUB = w.chat(WORLD, w.CLUB)

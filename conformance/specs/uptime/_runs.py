@@ -41,6 +41,7 @@ from conformance._client_run import TRACEBACK, output_ends
 from conformance._isolation import target_env
 from conformance._servers import SocketAppServer
 from conformance._target import ProgramTarget, stop_group
+from conformance._telegram import Scenario, Telegrams
 from conformance.specs.uptime._alerts_seen import Alert, collect
 from conformance.specs.uptime._telegram_world import world as telegram_world
 from conformance.specs.uptime._world import (
@@ -60,7 +61,6 @@ from conformance.specs.uptime._world import (
     State,
     csv_text,
 )
-from conformance.specs.userbot._runs import API_HASH, API_ID, Scenario, Telegrams
 
 CSV = "sites.csv"
 SETTLE = 0.3  # seconds after the program's end before reading what the services got
@@ -235,11 +235,9 @@ class Ends:
         """The variables a monitor is given (conformance/specs/uptime's README section)."""
         env = {"TELEGRAM_BOT_TOKEN": self.token, "SMTP_HOST": SMTP_HOST, "SMTP_PORT": "465",
                "SMTP_USER": self.mail.user, "SMTP_PASSWORD": self.mail.password,
-               "SMTP_FROM": self.mail.user, "ALERT_WEBHOOK_URL": WEBHOOK_URL,
-               "TG_API_ID": API_ID, "TG_API_HASH": API_HASH}
-        listener = self.telegrams.ready.get("runs", {}).get("alerts")
-        if listener:
-            env |= {"TG_SESSION": listener["session"], "TG_SESSION_FILE": listener["session_file"]}
+               "SMTP_FROM": self.mail.user, "ALERT_WEBHOOK_URL": WEBHOOK_URL}
+        if self.telegrams.ready:
+            env |= self.telegrams.env("alerts")
         return env
 
     def secrets(self) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The Telegram an uptime monitor alerts through as a user (Telethon): the monitor's account and
-every contact of the CSV, in the format the userbot's server (userbot/_telegram.py) reads.
+every contact of the CSV, in the format our Telegram's server (conformance/_telegram/_server.py)
+reads.
 
 Rules: the same world every run (no randomness, no clock); standard library only. Each contact
 is a user of their own (id, @username, access hash) in the account's contacts, with a private

@@ -29,6 +29,7 @@ from conformance._box import Box, BoxUnavailable
 from conformance._checks import CheckFailure, NotImplementedFeature, NotRun, requirement
 from conformance._client_run import shown
 from conformance._target import ProgramTarget
+from conformance._telegram import interpreter
 from conformance.specs.uptime._alerts_seen import Alert
 from conformance.specs.uptime._judge import (
     Change,
@@ -57,7 +58,6 @@ from conformance.specs.uptime._world import (
     Site,
     site,
 )
-from conformance.specs.userbot._runs import interpreter
 
 N = INTERVAL
 STEADY = ("example.com", "head.example.org", "slow.example.net")  # keep working throughout

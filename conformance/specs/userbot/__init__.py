@@ -1,6 +1,6 @@
 """The `userbot` spec's suite (openapi/userbot.requirements.yaml): seed 002's Telethon userbot
 that exports a chat's history, judged against a Telegram of our own on loopback
-(_telegram.py, an MTProto server); checks.py runs it.
+(conformance/_telegram, an MTProto server); checks.py runs it.
 
 Rules: import nothing heavy here (every command reads every spec's options; Telethon is
 imported only by the server, in a process of its own). The program's command takes the chat

@@ -2,8 +2,8 @@
 environment a userbot needs to talk to it: `python -m conformance.specs.userbot._serve
 [--flood-at 2 | --drop-at 2]`, then run the program in another shell with those variables.
 
-Rules: the same server (_telegram.py) and world (_world.py) as the suite's runs; faults count
-the history requests of @pyclub, as the flood and drop runs do; Ctrl+C stops it.
+Rules: the same server (conformance/_telegram) and world (_world.py) as the suite's runs;
+faults count the history requests of @pyclub, as the flood and drop runs do; Ctrl+C stops it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conformance.specs.userbot._runs import API_HASH, API_ID, READY_WAIT, SERVER
+from conformance._telegram import API_HASH, API_ID, READY_WAIT, SERVER
 from conformance.specs.userbot._world import CLUB, world
 
 

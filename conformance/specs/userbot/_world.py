@@ -1,5 +1,5 @@
 """The scripted Telegram the userbot is judged in: one account, its contacts and chats, every
-message; written to `world.json` for the server (_telegram.py) and read back by the checks.
+message; written to `world.json` for the server (conformance/_telegram) and read back by the checks.
 
 Rules: the same world every run (no randomness, no clock); standard library only. The chat
 the program exports has more than two pages of history (Telegram pages by 100), ids with

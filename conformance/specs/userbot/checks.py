@@ -1,5 +1,5 @@
 """Checks of the `userbot` spec (openapi/userbot.requirements.yaml) against any Telethon userbot
-that exports a chat's history, run against a Telegram of our own (_telegram.py).
+that exports a chat's history, run against a Telegram of our own (conformance/_telegram).
 
 Each run (club, flood, drop, private, group, unknown, other format) has a server of its own
 and is made when a check first needs it and kept. Each check judges one run's evidence: the
@@ -29,6 +29,7 @@ from conformance._checks import CheckFailure, NotImplementedFeature, NotRun, req
 from conformance._client_run import shown
 from conformance._options import RunOptions
 from conformance._target import ProgramTarget
+from conformance._telegram import Scenario, ServerUnavailable, Telegrams, interpreter
 from conformance.specs.userbot import Options
 from conformance.specs.userbot._export import (
     Block,
@@ -48,13 +49,7 @@ from conformance.specs.userbot._export import (
 from conformance.specs.userbot._export import (
     field as field_of,
 )
-from conformance.specs.userbot._runs import (
-    Run,
-    Scenario,
-    ServerUnavailable,
-    Telegrams,
-    interpreter,
-)
+from conformance.specs.userbot._runs import Run, run_at
 from conformance.specs.userbot._world import (
     TARGETS,
     label,
@@ -139,7 +134,7 @@ class Seen:
             scenarios = [Scenario(name, fault_peer=club, **faults)
                          for name, (_, faults) in RUNS.items()]
             scenarios += [Scenario("unknown"), Scenario("other")]
-            telegrams = Telegrams(interpreter(self.program), scenarios)
+            telegrams = Telegrams(interpreter(self.program), scenarios, self.data)
             try:
                 telegrams.start()
             except ServerUnavailable as exc:
@@ -151,12 +146,12 @@ class Seen:
     def _make(self, name: str) -> Run:
         server = self._server()
         if name == "unknown":
-            return server.run(self.program, name, UNKNOWN_CHAT, self.fmt, LIMIT)
+            return run_at(server, self.program, name, UNKNOWN_CHAT, self.fmt, LIMIT)
         if name == "other":
             other = "md" if self.fmt == "json" else "json"
-            return server.run(self.program, name, TARGETS["club"].name, other, LIMIT)
+            return run_at(server, self.program, name, TARGETS["club"].name, other, LIMIT)
         target, _ = RUNS[name]
-        return server.run(self.program, name, TARGETS[target].name, self.fmt, LIMIT)
+        return run_at(server, self.program, name, TARGETS[target].name, self.fmt, LIMIT)
 
     def fail(self, run: Run, message: str, expected: str, actual: str = "") -> CheckFailure:
         """A failure about one run."""

@@ -3,7 +3,7 @@
 
 Rules:
 - Standalone: it imports the standard library and Telethon, nothing of the suite, because the
-  suite starts it under the program's own interpreter (`python _telegram.py WORLD ...`) so that
+  suite starts it under the program's own interpreter (`python _server.py WORLD ...`) so that
   it speaks the TL layer of the Telethon the program has installed.
 - No login and no key exchange: the auth key is made here and handed to the program in a
   session (a StringSession string, and a SQLite `.session` file) pointing at our address.
@@ -752,8 +752,8 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python _telegram.py WORLD --log CALLS --ready READY [--port N] [faults]`, or
-    `python _telegram.py WORLD --plan PLAN --folder DIR`: a listener per scenario of PLAN (a
+    """`python _server.py WORLD --log CALLS --ready READY [--port N] [faults]`, or
+    `python _server.py WORLD --plan PLAN --folder DIR`: a listener per scenario of PLAN (a
     JSON list of {name, flood_at, flood_seconds, drop_at, fault_peer}), its calls in
     DIR/calls-NAME.jsonl, its session in DIR/NAME.session, all of them in DIR/ready.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
