@@ -41,7 +41,6 @@ from conformance.specs.uptime._alerts_seen import (
     Alert,
     clock_offset,
     collect,
-    every_contact,
     from_botapi,
     from_smtp,
     from_telethon,
@@ -50,7 +49,7 @@ from conformance.specs.uptime._alerts_seen import (
 from conformance.specs.uptime._telegram_world import world
 
 TOKEN = "6100000001:AAF-uptime-token-0123456789abcdefgh"
-CONTACTS = every_contact()
+CONTACTS = _world.contacts()
 ANNA, BORIS, VERA = (_world.site(d).contact for d in
                      ("example.com", "shop.example.org", "api.example.net"))
 MIZULINA = _world.site("mizulina.ru").contact

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from conformance._alerts import Arrival, Mail, Refusal, WebhookHit
+from conformance.specs.uptime import _world
 from conformance.specs.uptime._world import SITES, Contact
 
 Channel = Literal["telegram bot", "telegram user", "e-mail", "webhook"]
@@ -72,15 +73,6 @@ class Alert:
 
 
 # --- who is who -------------------------------------------------------------------------------
-
-def every_contact() -> list[Contact]:
-    """Every contact of the CSV, once each."""
-    out: list[Contact] = []
-    for site in SITES:
-        if site.contact not in out:
-            out.append(site.contact)
-    return out
-
 
 def _by_user_id(contacts: Iterable[Contact], user_id: int) -> Contact | None:
     return next((c for c in contacts if c.user_id == user_id), None)
@@ -279,7 +271,7 @@ def collect(*, arrivals: Iterable[Arrival] = (), mails: Iterable[Mail] = (),
     """Every alert of every end, oldest first (contacts: the CSV's unless given). The clock
     offset is taken once, here, for all of them; `telegram_started` is needed when `calls`
     holds anything."""
-    people = every_contact() if contacts is None else list(contacts)
+    people = _world.contacts() if contacts is None else list(contacts)
     shift = clock_offset() if offset is None else offset
     log = list(calls)
     alerts = from_botapi(arrivals, people)

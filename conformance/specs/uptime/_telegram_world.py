@@ -12,21 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.specs.uptime._world import MONITOR_ACCOUNT, SITES, Contact
+from conformance.specs.uptime._world import MONITOR_ACCOUNT, Contact, contacts
 
 START = 1772355600  # 2026-03-01 09:00:00 UTC: when the old messages were written
 HASH_BASE = 92000  # access hashes 92001.. (the monitor's own is 92100)
 PRIVATE_BASE = 9100000  # our id for the private chat with the n-th contact (its peer is the user)
 FIRST_MESSAGE = 1000  # the n-th chat's messages are n*1000+1, n*1000+2: unique in the account
-
-
-def contacts() -> list[Contact]:
-    """Every contact of the CSV, once each, in the CSV's order."""
-    out: list[Contact] = []
-    for site in SITES:
-        if site.contact not in out:
-            out.append(site.contact)
-    return out
 
 
 def user(contact: Contact, n: int) -> dict[str, Any]:

@@ -143,6 +143,15 @@ def csv_text(sites: tuple[Site, ...] = SITES) -> str:
     return "\n".join(rows) + "\n"
 
 
+def contacts() -> list[Contact]:
+    """Every contact of the CSV, once each, in the CSV's order."""
+    out: list[Contact] = []
+    for s in SITES:
+        if s.contact not in out:
+            out.append(s.contact)
+    return out
+
+
 def site(domain: str) -> Site:
     """The site of `domain`; KeyError if none."""
     return next(s for s in SITES if s.domain == domain)
