@@ -19,12 +19,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conformance._checks import CheckFailure
+from conformance._checks import CheckFailure, NotRun
 from conformance._isolation import target_env
 from conformance._options import OptionError, SpecOptions, option, positive_int
 from conformance._target import (
@@ -39,6 +39,7 @@ from conformance._target import (
 )
 
 if TYPE_CHECKING:
+    from conformance._box import Box
     from conformance._servers import Seen
 
 TRACEBACK = "Traceback (most recent call last)"
@@ -154,6 +155,27 @@ def tail(text: str, limit: int = 600) -> str:
     """The end of a program's output, marked when cut."""
     text = text.strip()
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+@contextlib.contextmanager
+def started_box(suite: str, make: Callable[[Path], Box], sites: str = "") -> Iterator[Box]:
+    """The box `make(folder)` builds in a temporary folder, started for `suite`'s run and
+    stopped at its end; NotRun saying why when no box can run here, or when it cannot start
+    (`sites`, e.g. " for 10,000 sites", says what it was starting)."""
+    from conformance._box import BoxUnavailable  # the box's libraries only when one is made
+
+    with tempfile.TemporaryDirectory(prefix="conformance-box-") as folder:
+        box = make(Path(folder))
+        try:
+            box.start()
+        except BoxUnavailable as exc:
+            raise NotRun(f"the {suite} suite needs the box: {exc}") from exc
+        except OSError as exc:  # descriptors short, a port taken: the box says what to do
+            raise NotRun(f"the box could not start{sites}: {exc}") from exc
+        try:
+            yield box
+        finally:
+            box.stop()
 
 
 def shown(items: list[str], count: int = 5) -> str:

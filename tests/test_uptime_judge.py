@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.specs.uptime._alerts_seen import Alert
+from conformance.specs.uptime._alerts_seen import Alert, mentions
 from conformance.specs.uptime._judge import (
     Change,
     alerts_naming,
@@ -15,7 +15,6 @@ from conformance.specs.uptime._judge import (
     find_in_order,
     gaps,
     has_time,
-    names_domain,
     per_span,
     says,
     spans,
@@ -92,7 +91,7 @@ def test_alerts_are_put_to_the_phase_they_arrived_in() -> None:
     ("site example.com. is down", "example.com", True),
 ])
 def test_a_domain_is_named_as_a_whole_name(text: str, domain: str, expected: bool) -> None:
-    assert names_domain(text, domain) is expected
+    assert mentions(text, domain) is expected
 
 
 @pytest.mark.parametrize(("text", "state", "expected"), [

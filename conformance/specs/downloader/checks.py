@@ -17,16 +17,14 @@ line makes the same runs) with the run's CSV. A run that could not start at all 
 from __future__ import annotations
 
 import shlex
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from conformance._box import Box, BoxUnavailable
+from conformance._box import Box
 from conformance._checks import CheckFailure, NotImplementedFeature, NotRun, requirement
-from conformance._client_run import shown
+from conformance._client_run import shown, started_box
 from conformance._target import ProgramTarget
 from conformance.specs.downloader._runs import Run, run_under_box
 from conformance.specs.downloader._sites import (
@@ -111,18 +109,8 @@ class Seen:
 @pytest.fixture(scope="session")
 def seen(program: ProgramTarget) -> Iterator[Seen]:
     """The box for this suite run."""
-    with tempfile.TemporaryDirectory(prefix="conformance-box-") as folder:
-        box = Box(sites(), Path(folder))
-        try:
-            box.start()
-        except BoxUnavailable as exc:
-            raise NotRun(f"the downloader suite needs the box: {exc}") from exc
-        except OSError as exc:
-            raise NotRun(f"the box could not start: {exc}") from exc
-        try:
-            yield Seen(box, program)
-        finally:
-            box.stop()
+    with started_box("downloader", lambda folder: Box(sites(), folder)) as box:
+        yield Seen(box, program)
 
 
 

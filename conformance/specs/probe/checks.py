@@ -29,25 +29,23 @@ against the program, and a note says which.
 from __future__ import annotations
 
 import shlex
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from conformance import _http
-from conformance._box import Box, BoxUnavailable, Hit, Port, Site
+from conformance._box import Box, Hit, Port, Site
 from conformance._checks import (
     CheckFailure,
     NotImplementedFeature,
     NotRun,
     requirement,
 )
-from conformance._client_run import shown
+from conformance._client_run import shown, started_box
 from conformance._options import RunOptions
 from conformance._target import ProgramTarget
 from conformance.specs.probe import Options
@@ -255,20 +253,10 @@ def seen(program: ProgramTarget, options: RunOptions[Options]) -> Iterator[Seen]
     """The box for this suite run, started in the program's working folder's neighbour."""
     count = options.spec.domains
     planned = plan(count)
-    with tempfile.TemporaryDirectory(prefix="conformance-box-") as folder:
-        box = Box(planned.sites, Path(folder), dns_delay=DNS_DELAY)
-        try:
-            box.start()
-        except BoxUnavailable as exc:
-            raise NotRun(f"the probe suite needs the box: {exc}") from exc
-        except OSError as exc:  # descriptors short, a port taken: the box says what to do
-            raise NotRun(f"the box could not start for {len(planned.sites)} sites: {exc}") \
-                from exc
-        try:
-            kept = _http._bodies.write(list_text(planned.listed).encode(), "text/plain")
-            yield Seen(box, planned, program, count, f"{kept} (copy it to {LIST})")
-        finally:
-            box.stop()
+    with started_box("probe", lambda folder: Box(planned.sites, folder, dns_delay=DNS_DELAY),
+                     f" for {len(planned.sites)} sites") as box:
+        kept = _http._bodies.write(list_text(planned.listed).encode(), "text/plain")
+        yield Seen(box, planned, program, count, f"{kept} (copy it to {LIST})")
 
 
 # -- judging one record's fields ---------------------------------------------------------------

@@ -42,7 +42,7 @@ def clock_offset() -> float:
     return time.time() - time.monotonic()
 
 
-def _mentions(text: str, name: str) -> bool:
+def mentions(text: str, name: str) -> bool:
     """Whether host name `name` occurs in `text` as a whole name: case-insensitive, not part of
     a longer name on either side (not `example.com` in `late.example.com` or in
     `example.com.au`), a trailing dot (end of a sentence, or the FQDN's) allowed."""
@@ -65,7 +65,7 @@ class Alert:
 
     def names(self, domain: str) -> bool:
         """Whether the text names `domain` (as a whole name, case-insensitive)."""
-        return _mentions(self.text, domain)
+        return mentions(self.text, domain)
 
     def sites(self) -> list[str]:
         """The domains of the CSV's sites the text names, in the CSV's order."""
@@ -235,7 +235,7 @@ def _named_contact(text: str, people: Sequence[Contact]) -> Contact | None:
     if len(found) <= 1:
         return found[0] if found else None
     named = [c for c in found
-             if any(s.contact == c and _mentions(text, s.domain) for s in SITES)]
+             if any(s.contact == c and mentions(text, s.domain) for s in SITES)]
     return named[0] if len(named) == 1 else None
 
 

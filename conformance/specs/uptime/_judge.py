@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-from conformance.specs.uptime._alerts_seen import Alert
+from conformance.specs.uptime._alerts_seen import Alert, mentions
 from conformance.specs.uptime._world import SITES, STOP_AT, WORKING, Site, State
 
 CLUSTER = 0.3  # requests of one site this close (in N) are one check: HEAD then GET, a retry
@@ -122,12 +122,6 @@ WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _TIME = re.compile(r"\b\d{1,2}:\d{2}(:\d{2})?\b|\b\d{4}-\d{2}-\d{2}[T ]\d|\b1[6-9]\d{8}\b")
 
 
-def names_domain(text: str, domain: str) -> bool:
-    """Whether `text` names `domain` as a whole name (not inside a longer one)."""
-    return re.search(rf"(?<![\w.-]){re.escape(domain)}(?![\w-]|\.[\w])", text,
-                     re.IGNORECASE) is not None
-
-
 def says(text: str, state: State) -> bool:
     """Whether `text` names `state` (a status code, or a word for it)."""
     ascii_words, stems = WORDS[state]
@@ -175,7 +169,7 @@ def find_in_order(lines: Sequence[tuple[float | None, str]], wanted: list[Change
     for change in wanted:
         for index in range(position, len(lines)):
             at, text = lines[index]
-            if (names_domain(text, change.domain) and says(text, change.new)
+            if (mentions(text, change.domain) and says(text, change.new)
                     and (at is None or at >= change.at)):
                 found.append((change, text))
                 position = index + 1

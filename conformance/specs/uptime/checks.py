@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import shlex
 import statistics
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 
-from conformance._box import Box, BoxUnavailable
+from conformance._box import Box
 from conformance._checks import CheckFailure, NotImplementedFeature, NotRun, requirement
-from conformance._client_run import shown
+from conformance._client_run import shown, started_box
 from conformance._target import ProgramTarget
 from conformance._telegram import interpreter
-from conformance.specs.uptime._alerts_seen import Alert
+from conformance.specs.uptime._alerts_seen import Alert, mentions
 from conformance.specs.uptime._judge import (
     Change,
     Span,
@@ -41,7 +39,6 @@ from conformance.specs.uptime._judge import (
     find_in_order,
     gaps,
     has_time,
-    names_domain,
     per_span,
     says,
     spans,
@@ -123,23 +120,16 @@ class Seen:
 @pytest.fixture(scope="session")
 def seen(program: ProgramTarget) -> Iterator[Seen]:
     """The box and the alert services for this suite run."""
-    with tempfile.TemporaryDirectory(prefix="conformance-box-") as folder:
-        box = Box(plan(), Path(folder), switchable=True)
-        try:
-            box.start()
-        except BoxUnavailable as exc:
-            raise NotRun(f"the uptime suite needs the box: {exc}") from exc
-        except OSError as exc:
-            raise NotRun(f"the box could not start: {exc}") from exc
+    with started_box("uptime", lambda folder: Box(plan(), folder, switchable=True)) as box:
         ends = Ends(box, interpreter(program))
         try:
-            ends.start()
+            try:
+                ends.start()
+            except OSError as exc:
+                raise NotRun(f"the alert services could not start: {exc}") from exc
             yield Seen(box, ends, program)
-        except OSError as exc:
-            raise NotRun(f"the alert services could not start: {exc}") from exc
         finally:
             ends.stop()
-            box.stop()
 
 
 def _alerts_text(seen: Seen, alerts: list[Alert]) -> str:
@@ -324,7 +314,7 @@ def test_change_lines_carry_time_and_old_status(seen: Seen) -> None:
             problems.append(f"no time in {text.strip()[:90]!r}")
         elif not says(text, change.old):
             problems.append(f"no old status ({change.old}) in {text.strip()[:90]!r}")
-    steady = [text for _, text in _sources(run)[place] if names_domain(text, "example.com")]
+    steady = [text for _, text in _sources(run)[place] if mentions(text, "example.com")]
     if len(steady) > 3:
         problems.append(f"example.com, which never changed, is named by {len(steady)} lines: "
                         f"{steady[0].strip()[:60]!r}...")
