@@ -5,7 +5,9 @@
     python3 bootstrap.py tox                    # the whole test suite and lint
 
 Standard library only, so it runs on a fresh machine with nothing but Python 3.11+. The
-environment is `.venv/` beside this file; it is (re)installed when pyproject.toml changes.
+environment is `.venv/` beside this file; it is (re)installed when pyproject.toml changes. For
+`tox` alone only tox goes in at first (tox installs the project into environments of its own:
+installing it here too would cost a CI run a minute); any other command installs the project.
 """
 
 from __future__ import annotations
@@ -27,15 +29,27 @@ def _say(text: str) -> None:
     print(f"bootstrap: {text}", file=sys.stderr, flush=True)
 
 
-def _wanted_stamp() -> str:
+def _wanted_stamp(what: str = "project") -> str:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
     digest.update(sys.version.encode())
-    return digest.hexdigest()
+    return f"{what}:{digest.hexdigest()}"
 
 
-def ensure_venv() -> None:
-    """Create `.venv` and install the project with its test tools, unless already up to date."""
-    if STAMP.is_file() and STAMP.read_text() == _wanted_stamp():
+def _tox_requirement() -> str:
+    """tox as the project's dev extra asks for it (e.g. `tox>=4.14`)."""
+    import tomllib  # here: an older Python must reach main()'s "3.11 or newer" message
+
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        extras = tomllib.load(file)["project"]["optional-dependencies"]
+    return next((r for r in extras.get("dev", []) if r.split(">")[0].split("=")[0] == "tox"),
+                "tox")
+
+
+def ensure_venv(only_tox: bool = False) -> None:
+    """Create `.venv` and install the project with its test tools (or, `only_tox`, tox alone,
+    unless the project is in already), unless already up to date."""
+    stamp = STAMP.read_text() if STAMP.is_file() else ""
+    if stamp == _wanted_stamp() or (only_tox and stamp == _wanted_stamp("tox")):
         return
     if not (BIN / "python").exists() and not (BIN / "python.exe").exists():
         _say(f"creating {VENV.relative_to(ROOT)}/ (first run only)")
@@ -45,14 +59,19 @@ def ensure_venv() -> None:
             _say(f"cannot create a virtual environment ({exc}); on Debian or Ubuntu, "
                  "install the python3-venv package")
             sys.exit(2)
-    _say("installing the project and its test tools into .venv/ (a minute, once)")
     python = str(BIN / "python")
+    if only_tox:
+        _say("installing tox into .venv/ (it installs the project in environments of its own)")
+        wanted = [_tox_requirement()]
+    else:
+        _say("installing the project and its test tools into .venv/ (a minute, once)")
+        wanted = ["-e", f"{ROOT}[dev]"]
     result = subprocess.run([python, "-m", "pip", "install", "--quiet",
-                             "--disable-pip-version-check", "-e", f"{ROOT}[dev]"])
+                             "--disable-pip-version-check", *wanted])
     if result.returncode != 0:
         _say("pip could not install the project; see its message above")
         sys.exit(result.returncode)
-    STAMP.write_text(_wanted_stamp())
+    STAMP.write_text(_wanted_stamp("tox" if only_tox else "project"))
 
 
 def main(argv: list[str]) -> int:
@@ -64,7 +83,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    ensure_venv()
+    ensure_venv(only_tox=argv[0] == "tox")
     program = BIN / argv[0]
     if not program.exists() and not program.with_suffix(".exe").exists():
         _say(f"{argv[0]!r} is not installed in .venv/bin")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -23,9 +24,13 @@ Line = tuple[str, str, bool]  # student, command, whether it should pass
 
 
 def arguments(doc: str, targets: int, jobs: int, fuzz_seconds: float,
-              argv: list[str] | None) -> argparse.Namespace:
-    """The options every batch benchmark takes."""
+              argv: list[str] | None,
+              more: Callable[[argparse.ArgumentParser], None] | None = None
+              ) -> argparse.Namespace:
+    """The options every batch benchmark takes, and those `more` adds (a benchmark's own)."""
     parser = argparse.ArgumentParser(description=doc.split("\n", 1)[0])
+    if more is not None:
+        more(parser)
     parser.add_argument("--targets", type=int, default=targets)
     parser.add_argument("--jobs", type=int, default=jobs)
     parser.add_argument("--fuzz-seconds", type=float, default=fuzz_seconds)
@@ -86,6 +91,34 @@ def measure(spec: str, reference: str, lines: list[Line], args: argparse.Namespa
                   + (f" (wrong: {', '.join(wrong)})" if wrong else ""))
     console.print(table)
     return 0 if many / one <= AIM and not wrong else 1
+
+
+def graded(spec: str, lines: list[Line], args: argparse.Namespace, line_args: list[str],
+           folder: Path) -> tuple[float, int, dict[str, list[dict[str, object]]]]:
+    """Grade `lines` in one `conformance batch` (`line_args` in every line's args column, the
+    options `measure` gives), its roster and results in `folder`: its seconds, its exit status
+    and its results.json."""
+    common = ["--seed", "0", "--fuzz-seconds", f"{args.fuzz_seconds:g}"]
+    network = ["--shared-network"] if args.shared_network else []
+    folder.mkdir(parents=True, exist_ok=True)
+    roster = folder / "roster.csv"
+    with roster.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["student", "spec", "target", "args"])
+        out.writerows([student, spec, command, " ".join([*network, *line_args])]
+                      for student, command, _ in lines)
+    grading = folder / "grading"
+    seconds, code = timed([sys.executable, "-m", "conformance", "batch", str(roster), "--out",
+                           str(grading), "--jobs", str(args.jobs), "--rate", "20", *common],
+                          TIME_LIMIT)
+    return seconds, code, json.loads((grading / "results.json").read_text())
+
+
+def wrong_verdicts(folder: Path, results: dict[str, list[dict[str, object]]],
+                   lines: list[Line], console: Console) -> list[str]:
+    """The students of a batch `graded` in `folder` whose pass/fail is not what `lines` expect,
+    each explained with all that is known."""
+    return _wrong_verdicts(folder / "grading", results, {s: ok for s, _, ok in lines}, console)
 
 
 def _wrong_verdicts(grading: Path, results: dict[str, list[dict[str, object]]],

@@ -30,7 +30,7 @@ from conformance._arguments import (
     word_type,
 )
 from conformance._isolation import Network, enter_own_network
-from conformance._options import positive, positive_int
+from conformance._options import OptionError, parse_limit, positive, positive_int
 from conformance._result import EXIT_FAILED, EXIT_OK, EXIT_USAGE, RunResult
 from conformance._run import network_needed, run_spec
 from conformance._spec import SpecError, load_spec, spec_names
@@ -111,6 +111,21 @@ def _add_batch_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                        help="passed to every run (default: run's own)")
     batch.add_argument("--fuzz-seconds", type=positive_number, metavar="S",
                        help="passed to every run (default: run's own)")
+    batch.add_argument("--limit", type=_limit_word, action="append", default=[],
+                       metavar="NAME=VALUE",
+                       help="a sandbox limit for every line's target (a line's own --limit "
+                            "wins), e.g. memory=512M; repeat for more")
+    batch.add_argument("--no-sandbox", action="store_true",
+                       help="start every target without the sandbox (limits still apply)")
+
+
+def _limit_word(word: str) -> str:
+    """A batch's `--limit NAME=VALUE`, checked as a run's is."""
+    try:
+        name, value = parse_limit(word)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"{name}={value}"
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
@@ -211,7 +226,8 @@ def _batch_command(args: argparse.Namespace, console: Console, err: Console) -> 
     options = batch.BatchOptions(
         out=args.out, jobs=args.jobs, target_timeout=args.target_timeout, rate=args.rate,
         seed=args.seed, strict=args.strict, timeout=args.timeout,
-        fuzz_examples=args.fuzz_examples, fuzz_seconds=args.fuzz_seconds)
+        fuzz_examples=args.fuzz_examples, fuzz_seconds=args.fuzz_seconds,
+        limits=tuple(args.limit), no_sandbox=args.no_sandbox)
     try:
         return batch.run_batch(args.roster, options, console, err)
     except batch.RosterError as exc:

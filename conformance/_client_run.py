@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from conformance._checks import CheckFailure, NotRun
 from conformance._isolation import target_env
 from conformance._options import OptionError, SpecOptions, option, positive_int
+from conformance._sandbox import stopped_by
 from conformance._target import (
     Completed,
     Process,
@@ -192,7 +193,8 @@ def ended(code: int | None, seconds: float, limit: float, timed_out: bool, stder
         return f"still running after {limit:g} s, stopped"
     if code == 127 and not seconds:
         return stderr.strip()
-    return f"ended with status {code} after {seconds:.1f} s"
+    stopped = stopped_by(code, stderr[-4000:])
+    return f"ended with status {code} after {seconds:.1f} s" + (f" ({stopped})" * bool(stopped))
 
 
 def output_ends(stdout: str, stderr: str) -> list[str]:

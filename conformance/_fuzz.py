@@ -5,7 +5,7 @@ an answer the document links to another operation (POST -> GET) is followed and 
 Rules: generation is seeded and bounded in examples and seconds, each operation getting its
 share of the seconds left from its first example on (generation's one-time start, seconds on a
 busy machine, is nobody's share), and it stops when they run out (nothing generated goes
-unsent); no
+unsent); the document's own examples of an operation are sent first, each once; no
 shrinking, so a failure is the first one found (its curl line reproduces it); requests go
 through our `Http`, so each has the run's deadline; a request that gets no answer counts
 against "no server errors".
@@ -153,6 +153,27 @@ class _Clock:
         return self.sent and time.monotonic() > self.deadline
 
 
+def _documented(operation: APIOperation[Any, Any, Any, Any], seed: int) -> list[Case]:
+    """A case for each example the document gives the operation (its parameters' and bodies'
+    `examples`), drawn once, seeded."""
+    return [_drawn(strategy, seed) for strategy in operation.get_strategies_from_examples()]
+
+
+def _drawn(strategy: Any, seed: int) -> Case:
+    """One case of `strategy`, the same for the same seed."""
+    drawn: list[Case] = []
+
+    @hypothesis.settings(max_examples=1, deadline=None, database=None, phases=[Phase.generate],
+                         print_blob=False, suppress_health_check=list(HealthCheck))
+    @hypothesis.seed(seed)
+    @hypothesis.given(strategy)
+    def take(case: Case) -> None:
+        drawn.append(case)
+
+    take()
+    return drawn[0]
+
+
 def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, seed: int,
          max_examples: int, seconds: float,
          adjust: Callable[[dict[str, Any]], None] | None = None,
@@ -253,6 +274,12 @@ def fuzz(http: Http, openapi: Path, *, no_server_error: str, matches_spec: str, 
                 raise _Enough  # generating more would only cost CPU: nothing more is sent
             send(case)
 
+        # The examples the document gives are sent first, each once: whether fuzzing tries
+        # `Dalek` must not rest on what 20 generated values happen to hold.
+        for case in _documented(operation, seed):
+            if clock.deadline == math.inf:
+                clock.first_example()
+            send(case)
         with contextlib.suppress(_Enough):
             run()
         if len(report.failures) == 2:

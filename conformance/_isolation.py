@@ -40,6 +40,8 @@ from pathlib import Path
 
 import psutil
 
+from conformance import _sandbox as sandbox
+
 LAUNCHER = Path(__file__).resolve().with_name("_launch.py")
 # Variables a target must not inherit: proxies (its servers are on loopback) and the Python
 # paths of the grader's own environment (a tox or test run's).
@@ -47,6 +49,13 @@ NOT_INHERITED = frozenset({
     "http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy",
     "pythonpath", "pythonhome", "pythonstartup", "pythoninspect", "pytest_addopts",
     "pytest_plugins",
+})
+# The grader's variables a target gets (with LC_*); any other (a CI's tokens, a teacher's keys)
+# it does not.
+KEPT = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "COLUMNS",
+    "LINES", "NO_COLOR", "FORCE_COLOR", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8",
+    "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV",
 })
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
@@ -58,22 +67,38 @@ _PORT_LOCKS = Path(tempfile.gettempdir()) / "conformance-fixed-ports.lock"
 
 
 def target_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment a target starts with: the grader's, without proxy settings and Python
-    paths, but with the folder where the command was given (the grader's) as the one Python
-    path: a target runs in a folder of its own, and `python -m students.ada.server` or
-    `uvicorn main:app` still import what they would have found there."""
+    """The environment a target starts with: of the grader's own variables only those a
+    program from a fresh shell needs (`KEPT`: PATH, locale, terminal, user, home), none of its
+    secrets, proxies or Python paths; every variable `base` sets that the grader's environment
+    has not, or has otherwise (the suite's: the box's CA, a bot's token), kept; and the folder
+    where the command was given (the grader's) as the one Python path: a target runs in a
+    folder of its own, and `python -m students.ada.server` or `uvicorn main:app` still import
+    what they would have found there. In a sandbox, HOME is its private /tmp."""
     source = os.environ if base is None else base
-    env = {k: v for k, v in source.items() if k.lower() not in NOT_INHERITED}
+    env = {k: v for k, v in source.items()
+           if (k in KEPT or k.startswith("LC_") or os.environ.get(k) != v)
+           and k.lower() not in NOT_INHERITED}
     env["PYTHONPATH"] = os.getcwd()
+    if not sandbox.current().why_not:
+        env["HOME"] = "/tmp"
     return env
 
 
-def launched(argv: Sequence[str], binds: Sequence[tuple[Path, Path]] = ()) -> list[str]:
-    """`argv` started through the launcher, which resets signals before it becomes `argv`;
-    each of `binds` (SOURCE, TARGET) shows it the file SOURCE at TARGET (a mount namespace of
-    its own; the box's resolver and CA, conformance/_box/)."""
-    words = [w for source, target in binds for w in ("--bind", f"{source}={target}")]
-    return [sys.executable, "-I", "-S", str(LAUNCHER), *words, "--", *argv]
+def launched(argv: Sequence[str], binds: Sequence[tuple[Path, Path]] = (),
+             cwd: Path | None = None, writable: Sequence[Path] = ()) -> list[str]:
+    """`argv` started in the sandbox in force (conformance/_sandbox.py), in `cwd`, through the
+    launcher, which resets signals and sets the limits before it becomes `argv`; each of
+    `binds` (SOURCE, TARGET) shows it the file SOURCE at TARGET (the box's resolver and CA,
+    conformance/_box/), and each of `writable` a folder of the suite's it may write to. Start
+    it with `cwd` as its working folder too."""
+    return sandbox.current().command(argv, binds, cwd, writable=writable,
+                                     launcher=[sys.executable, "-I", "-S", str(LAUNCHER)])
+
+
+def limit_hit(code: int | None, output: str) -> str:
+    """Note how a target ended (its status, the end of its output) for the run's report: which
+    of the sandbox's limits stopped it, in words ('stopped: memory limit (1024 MB)'), or ''."""
+    return sandbox.current().ended(code, output[-4000:])
 
 
 def absolute_paths(argv: Sequence[str], where: Path | None = None) -> list[str]:

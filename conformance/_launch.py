@@ -1,7 +1,10 @@
-"""Start a target as if from a fresh shell: `python -I -S _launch.py [--bind SRC=DST]... PROGRAM
-ARGS...` resets every signal to its default disposition, unblocks them all, gives the program
-the files it is shown (each `--bind`: SRC seen at DST, in a mount namespace of its own), then
-becomes PROGRAM (exec).
+"""Start a target as if from a fresh shell: `python -I -S _launch.py [--bind SRC=DST]...
+[--user UID] [--rlimit NAME=VALUE]... PROGRAM ARGS...` resets every signal to its default
+disposition, unblocks them all, gives the program the files it is shown (each `--bind`: SRC
+seen at DST, in a mount namespace of its own), becomes user UID (root only: its groups, then a
+user namespace of its own, where its processes are counted apart from every other process of
+that user), sets its limits (`data`, `nproc`, `nofile`, `fsize`, `cpu`: soft and hard alike,
+the CPU's hard limit 5 s later so SIGXCPU comes first), then becomes PROGRAM (exec).
 
 Rules: standard library only, and nothing else done: it runs before every process a check
 starts. A grader launched in the background, by nohup or by cron ignores SIGINT (or SIGHUP,
@@ -19,6 +22,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import resource
 import signal
 import sys
 
@@ -27,7 +31,11 @@ _CLONE_NEWUSER = 0x10000000
 _MS_BIND = 0x1000
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
-USAGE = "usage: python _launch.py [--bind SRC=DST]... [--] PROGRAM [ARGS...]"
+USAGE = ("usage: python _launch.py [--bind SRC=DST]... [--user UID] [--rlimit NAME=VALUE]... "
+         "[--] PROGRAM [ARGS...]")
+_RLIMITS = {"data": resource.RLIMIT_DATA, "nproc": resource.RLIMIT_NPROC,
+            "nofile": resource.RLIMIT_NOFILE, "fsize": resource.RLIMIT_FSIZE,
+            "cpu": resource.RLIMIT_CPU}
 
 
 def _fail(libc_call: str) -> OSError:
@@ -63,6 +71,27 @@ def bind(pairs: list[tuple[str, str]]) -> None:
             raise _fail(f"binding {source} over {target}")
 
 
+def become(uid: int) -> None:
+    """Become `uid` (its group the same number, no other groups), then enter a user namespace
+    of its own (OSError with the step that failed)."""
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWUSER) != 0:
+        raise _fail("unshare(CLONE_NEWUSER)")
+
+
+def limit(limits: list[tuple[str, int]]) -> None:
+    """Set each limit, soft and hard (OSError or ValueError when one cannot be)."""
+    for name, value in limits:
+        hard = value + 5 if name == "cpu" else value
+        _, now = resource.getrlimit(_RLIMITS[name])
+        if now != resource.RLIM_INFINITY:  # a limit is never raised (nor could it be)
+            value, hard = min(value, now), min(hard, now)
+        resource.setrlimit(_RLIMITS[name], (value, hard))
+
+
 def main(argv: list[str]) -> int:
     """Reset the signals, make the binds, then become the program (returns only when it
     cannot be started)."""
@@ -73,15 +102,23 @@ def main(argv: list[str]) -> int:
                 signal.signal(number, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     pairs: list[tuple[str, str]] = []
-    while argv and argv[0] in ("--bind", "--"):
+    limits: list[tuple[str, int]] = []
+    user: int | None = None
+    while argv and argv[0] in ("--bind", "--rlimit", "--user", "--"):
         if argv[0] == "--":
             argv = argv[1:]
             break
-        source, sep, target = argv[1].partition("=") if len(argv) > 1 else ("", "", "")
-        if not (sep and source and target):
+        word = argv[1] if len(argv) > 1 else ""
+        if argv[0] == "--user" and word.isdigit():
+            user = int(word)
+        elif argv[0] == "--rlimit" and word.partition("=")[0] in _RLIMITS \
+                and word.partition("=")[2].isdigit():
+            limits.append((word.partition("=")[0], int(word.partition("=")[2])))
+        elif argv[0] == "--bind" and all(word.partition("=")[::2]) and "=" in word:
+            pairs.append((word.partition("=")[0], word.partition("=")[2]))
+        else:
             print(USAGE, file=sys.stderr)
             return 2
-        pairs.append((source, target))
         argv = argv[2:]
     if not argv:
         print(USAGE, file=sys.stderr)
@@ -93,6 +130,14 @@ def main(argv: list[str]) -> int:
             print(f"cannot start {argv[0]}: its view of the files could not be made: "
                   f"{exc.strerror or exc}", file=sys.stderr)
             return 127
+    try:
+        if user is not None:
+            become(user)
+        limit(limits)
+    except (OSError, ValueError) as exc:
+        print(f"cannot start {argv[0]}: its sandbox could not be made: "
+              f"{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 127
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:

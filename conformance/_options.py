@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, get_args, get_origin
 
+from conformance._sandbox import LimitError, Limits
+
 _META = "conformance.option"
 
 
@@ -37,12 +39,13 @@ class _Info:
     roster: bool
     flag: str
     outside: Callable[[Any], bool] | None
+    written: bool
 
 
 def option(default: Any = None, *, help: str, metavar: str = "",
            parse: Callable[[str], Any] | None = None, check: Callable[[Any], str] | None = None,
            roster: bool = True, flag: str = "",
-           outside: Callable[[Any], bool] | None = None) -> Any:
+           outside: Callable[[Any], bool] | None = None, written: bool = False) -> Any:
     """A declared option: a dataclass field with its default and how the command line shows it.
 
     `parse` turns one command-line word into a value (raising OptionError or ValueError with the
@@ -51,9 +54,11 @@ def option(default: Any = None, *, help: str, metavar: str = "",
     `flag` replaces the one made from the name (as `--service` for a dict named `services`).
     `outside(value)` says whether a value names something outside the run (a host or service
     the grader started, a machine elsewhere), which a network of the run's own would cut off.
+    `written` says the value is a folder the target writes to (a writer's tables), which its
+    sandbox must let it.
     `help` may use %(default)s.
     """
-    info = _Info(help, metavar, parse, check, roster, flag, outside)
+    info = _Info(help, metavar, parse, check, roster, flag, outside, written)
     if isinstance(default, dict):
         frozen = dict(default)
         return field(default_factory=lambda: dict(frozen), metadata={_META: info})
@@ -76,6 +81,7 @@ class Option:
     parse_word: Callable[[str], Any] | None = field(default=None, compare=False)
     check_value: Callable[[Any], str] | None = field(default=None, compare=False)
     outside: Callable[[Any], bool] | None = field(default=None, compare=False)
+    written: bool = False  # a folder the target writes to (conformance/_sandbox.py)
 
     def reaches_outside(self, value: Any) -> bool:
         """Whether `value` names something outside the run, which it must reach."""
@@ -188,7 +194,7 @@ def _declare(cls: type) -> tuple[Option, ...]:
             raise TypeError(f"{where}: an option needs a default")
         out.append(Option(f.name, kind, optional, default, info.help, info.metavar or
                           f.name.upper(), info.roster, where.rsplit(".", 1)[0], info.flag,
-                          info.parse, info.check, info.outside))
+                          info.parse, info.check, info.outside, info.written))
     return tuple(out)
 
 
@@ -242,6 +248,18 @@ class SpecOptions:
 S = TypeVar("S", bound=SpecOptions)
 
 
+def parse_limit(word: str) -> tuple[str, str]:
+    """One `--limit NAME=VALUE` word, checked against the sandbox's limits."""
+    name, sep, value = word.partition("=")
+    if not sep or not name:
+        raise OptionError(f"{word!r} is not NAME=VALUE")
+    try:
+        Limits().changed({name: value})
+    except LimitError as exc:
+        raise OptionError(str(exc)) from None
+    return name.replace("-", "_"), value
+
+
 @dataclass(frozen=True)
 class RunOptions(Generic[S]):
     """What checks may read about the run: the core's limits, seed and fuzzing budget, and the
@@ -268,6 +286,14 @@ class RunOptions(Generic[S]):
         False, help="run the target on this machine's network rather than in a network of "
                     "its own (for a target that needs a service started outside the run); "
                     "its fixed ports are then locked and its listener checked")
+    limit: dict[str, str] = option(
+        {}, parse=parse_limit, metavar="NAME=VALUE", flag="--limit",
+        help="a sandbox limit for a started target, over the spec's and the defaults "
+             "(memory=1024M, processes=256, open_files=1024, file_size=1024M, cpu=600); "
+             "repeat for more")
+    no_sandbox: bool = option(
+        False, help="start the target without the sandbox (bubblewrap): it then sees the "
+                    "grader's files and runs as the grader's user; the limits still apply")
     spec: S = field(default_factory=SpecOptions)  # type: ignore[assignment]  # S's own default
 
 

@@ -117,6 +117,9 @@ class RunResult:
     # A started server that did not start or did not last: how it ended and its output (a
     # traceback), shown once at the top of a report; failures and reasons say it in a line.
     target_output: str = ""
+    # What the sandbox's limits stopped during the run, each once ('stopped: memory limit
+    # (1024 MB)'): shown at the top of a report and in the batch's matrix.
+    stopped: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from conformance import _sandbox as sandbox
 from conformance._http import bodies_in
 from conformance._isolation import SHARED, Network
 from conformance._options import RunOptions, SpecOptions, core_options, declared, given
@@ -203,6 +204,27 @@ def network_needed(spec: Spec, base_url: str | None, command: str | None,
     return ""
 
 
+# Not copied with a --workdir into a sandbox's private folder: environments and caches, which a
+# command names where they are (read-only) if it needs them.
+_NOT_COPIED = (".venv", "venv", ".git", "__pycache__", "node_modules", ".tox", ".mypy_cache")
+# The batch names the roster's folder here, so that no target sees the other students' files.
+HIDE_VARIABLE = "CONFORMANCE_SANDBOX_HIDE"
+
+
+def _sandbox_for(spec: Spec, options: RunOptions[SpecOptions]) -> sandbox.Sandbox:
+    """The sandbox for a run of `spec`: its limits, then the run's `--limit`s over them."""
+    try:
+        limits = sandbox.Limits().changed(spec.limits)
+    except sandbox.LimitError as exc:
+        raise TargetError(f"{spec.name}: its limits: {exc}") from None
+    hide = tuple(Path(p) for p in os.environ.get(HIDE_VARIABLE, "").split(os.pathsep) if p)
+    written = tuple(Path(getattr(options.spec, o.name)).resolve()
+                    for o in declared(type(options.spec))
+                    if o.written and getattr(options.spec, o.name))
+    return sandbox.Sandbox(limits=limits.changed(options.limit), enabled=not options.no_sandbox,
+                           hide=hide, writable=written)
+
+
 def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = None,
              options: RunOptions[SpecOptions] | None = None, only: set[str] | None = None,
              startup_timeout: float = 15.0,
@@ -234,15 +256,30 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         options = dataclasses.replace(options, spec=dataclasses.replace(
             options.spec, **_fill(spec.reference_options, ports)))
     suite = suite_of(spec.chain)
+    box = _sandbox_for(spec, options)
     with contextlib.ExitStack() as stack:
-        tmp = ""
-        if embedded and any("{tmp}" in w for w in spec.reference_command):
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-ref-"))
-        start = reference_command(spec, options.spec, tmp, ports) if embedded else command
+        stack.enter_context(sandbox.using(box))
         # A started target runs in a folder of its own, so what it writes there (uploads,
         # tables) meets no other run's.
-        workdir = Path(options.workdir).resolve() if options.workdir else Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="conformance-work-")))
+        workdir = Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="conformance-work-")))
+        if options.workdir:
+            given_folder = Path(options.workdir).resolve()
+            if box.why_not:
+                workdir = given_folder
+            else:
+                # In a sandbox the target writes to a copy: the student's folder as handed in
+                # stays as it was, whatever the program does.
+                workdir = workdir / given_folder.name
+                shutil.copytree(given_folder, workdir, symlinks=True,
+                                ignore=shutil.ignore_patterns(*_NOT_COPIED))
+        tmp = ""
+        if embedded and any("{tmp}" in w for w in spec.reference_command):
+            # The reference's folder for its files, in its working folder: the one place a
+            # sandbox lets it write.
+            tmp = str(workdir / "files")
+            Path(tmp).mkdir(exist_ok=True)
+        start = reference_command(spec, options.spec, tmp, ports) if embedded else command
         target: ServerTarget | ProgramTarget
         if spec.kind == "program":
             if base_url is not None:
@@ -275,10 +312,11 @@ def run_spec(spec: Spec, *, base_url: str | None = None, command: str | None = N
         spec=spec, target=label, strict=options.strict, seed=options.seed,
         started_at=started_at, duration_s=round(time.monotonic() - t0, 3),
         results=results, error=error, options=options,
-        isolation=(network.describe() if start is not None else
+        isolation=(f"{network.describe()}; {box.describe()}" if start is not None else
                    "none: the target runs outside this run, at its URL"),
         # The options asked for, not those the reference's own filled in: a re-run without a
         # target starts the reference again, and they with it.
         rerun=rerun_command(spec, base_url, command, asked),
         target_output=trouble,
+        stopped=list(box.stopped),
     )

@@ -83,6 +83,7 @@ class Spec:
     extends: str = ""
     chain: tuple[str, ...] = ()  # the specs it is made of, bases first, itself last
     options_class: type[SpecOptions] = SpecOptions
+    limits: dict[str, str] = field(default_factory=dict, compare=False)  # the sandbox's
     by_id: dict[str, Requirement] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -218,6 +219,8 @@ def parse_spec(data: Any, *, base: Path, where: str) -> Spec:
         reference_options=dict(data["reference"].get("options", {})),
         extends=data.get("extends", ""), chain=(*(parent.chain if parent else ()), data["spec"]),
         options_class=options,
+        limits={**(parent.limits if parent else {}),
+                **{k: str(v) for k, v in data.get("limits", {}).items()}},
     )
 
 

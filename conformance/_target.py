@@ -42,6 +42,7 @@ from conformance._isolation import (
     absolute_paths,
     fixed_port,
     launched,
+    limit_hit,
     listener_is_ours,
     target_env,
 )
@@ -180,19 +181,22 @@ class Process:
     popen: subprocess.Popen[bytes]
     log: Path
     notes: list[str] = field(default_factory=list)
+    noted: bool = False  # whether its end was noted (`exited()`)
+    stopped: str = ""  # the sandbox's limit that stopped it, in words ('' when none)
 
     @classmethod
     def start(cls, argv: list[str], env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> Process:
-        """Start `argv` clean (conformance/_isolation.py), in its own process group, in `cwd`,
-        with output to a temporary file."""
+              cwd: Path | None = None, writable: Sequence[Path] = ()) -> Process:
+        """Start `argv` clean and sandboxed (conformance/_isolation.py), in its own process
+        group, in `cwd`, with output to a temporary file; `writable` are folders besides its
+        own it may write to (one its command names for its files, say)."""
         fd, name = tempfile.mkstemp(prefix="conformance-target-", suffix=".log")
         try:
             if not _startable(argv[0]):
                 raise FileNotFoundError(errno.ENOENT, "No such file or directory")
             popen = subprocess.Popen(
-                launched(argv), stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT,
-                start_new_session=True, env=target_env(env), cwd=cwd,
+                launched(argv, cwd=cwd, writable=writable), stdin=subprocess.DEVNULL, stdout=fd,
+                stderr=subprocess.STDOUT, start_new_session=True, env=target_env(env), cwd=cwd,
             )
         except OSError as exc:
             os.close(fd)
@@ -217,13 +221,18 @@ class Process:
         return ("..." + text) if len(data) > limit else text
 
     def exited(self) -> int | None:
-        """The exit status once the process has ended, else None."""
-        return self.popen.poll()
+        """The exit status once the process has ended, else None (noting, when it has, a
+        limit of the sandbox that stopped it: `stopped()`)."""
+        code = self.popen.poll()
+        if code is not None and not self.noted:
+            self.noted = True
+            self.stopped = limit_hit(code, self.output_tail(4000))
+        return code
 
     def stop(self, grace: float = 5.0) -> None:
         """Ctrl+C, then SIGTERM, then SIGKILL, each after a grace period; remove the log."""
         for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-            if self.popen.poll() is not None:
+            if self.exited() is not None:
                 break
             try:
                 os.killpg(self.popen.pid, sig)
@@ -266,6 +275,8 @@ class ServerTarget:
             return self.startup_problem
         early = " before it listened" if self.startup_problem == ENDED_EARLY else ""
         parts = [self.startup_problem] if self.startup_problem and not early else []
+        if self.process.stopped:
+            parts.append(self.process.stopped)
         last = self.process.last_line()
         parts.append(f"the server command exited with status {code}{early}"
                      + (f": {last} (its output is at the top of the report)" if last
@@ -283,7 +294,8 @@ class ServerTarget:
             return ""
         how = self.startup_problem or "the server command ended during the run"
         if code is not None:
-            how += f" (exit status {code})"
+            stopped = f"; {self.process.stopped}" if self.process.stopped else ""
+            how += f" (exit status {code}{stopped})"
         output = self.process.output_tail(limit)
         return f"{how}; its output:\n{output}" if output else f"{how}; it printed nothing"
 
@@ -369,6 +381,7 @@ class Completed:
     stderr: str
     elapsed: float
     timed_out: bool
+    stopped: str = ""  # the sandbox's limit that stopped it, in words ('' when none)
 
     @property
     def command(self) -> str:
@@ -410,16 +423,18 @@ class ProgramTarget:
         """Start one run in the background (for checks that interrupt it)."""
         return Process.start(self.command(*args), env=env, cwd=self.workdir)
 
-    def run(self, *args: str, timeout: float, stdin: str = "",
-            env: dict[str, str] | None = None) -> Completed:
-        """Run the program to its end, or stop it (Ctrl+C, then harder) after `timeout` seconds."""
+    def run(self, *args: str, timeout: float, stdin: str = "", env: dict[str, str] | None = None,
+            writable: Sequence[Path] = ()) -> Completed:
+        """Run the program to its end, or stop it (Ctrl+C, then harder) after `timeout` seconds;
+        `writable` are folders besides its own it may write to (a session file's)."""
         argv = self.command(*args)
         t0 = time.monotonic()
         if not _startable(argv[0]):
             return Completed(argv, 127, "", f"cannot start {argv[0]}: no such program", 0.0,
                              False)
         try:
-            popen = subprocess.Popen(launched(argv), stdin=subprocess.PIPE,
+            popen = subprocess.Popen(launched(argv, cwd=self.workdir, writable=writable),
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True, env=target_env(env),
                                      cwd=self.workdir)
@@ -440,9 +455,10 @@ class ProgramTarget:
                     continue
             else:  # pragma: no cover - SIGKILL always ends it
                 out, err = b"", b""
-        return Completed(argv, None if timed_out else popen.returncode,
-                         out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
-                         time.monotonic() - t0, timed_out)
+        code = None if timed_out else popen.returncode
+        stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        return Completed(argv, code, stdout, stderr, time.monotonic() - t0, timed_out,
+                         stopped=limit_hit(code, stdout[-4000:] + stderr[-4000:]))
 
 
 @contextmanager

@@ -79,7 +79,9 @@ def class_roster(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         ["Ada Reference", "credentials", REFERENCE, ""],
         ["Ben Twin", "credentials", TWIN, ""],
         ["Cy Gone", "credentials", f"http://127.0.0.1:{free_port()}/", ""],
-        ["Di Stuck", "credentials", stuck, "--startup-timeout 60"],
+        # Outside the sandbox: its pid file is written where the teacher's files are, which
+        # a sandboxed target may not (tests/test_hostile.py shows what the sandbox keeps).
+        ["Di Stuck", "credentials", stuck, "--startup-timeout 60 --no-sandbox"],
     ])
     return roster, marker
 
@@ -332,7 +334,7 @@ def test_runs_that_start_and_end_at_once_keep_their_exit_status(tmp_path: Path) 
 
     def one(i: int) -> int:
         with (tmp_path / f"{i}.log").open("ab") as out:
-            run = _grading._Forked(["list", "credentials"], out)
+            run = _grading._Forked(["list", "credentials"], out, "")
             deadline = time.monotonic() + 120
             while True:  # as grade_line waits: in short slices, between which others start
                 try:

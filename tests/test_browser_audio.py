@@ -59,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("audio-files")
     port = free_port()
     proc = Process.start([PY, str(SCRIPT), "--host", "127.0.0.1", "--port", str(port),
-                          "--folder", str(folder), "--quiet"])
+                          "--folder", str(folder), "--quiet"], writable=[folder])
     try:
         if not wait_until_listening("127.0.0.1", port, 15.0, lambda: proc.exited() is not None):
             pytest.fail(f"reference/audio.py did not listen on 127.0.0.1:{port} "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance._isolation import absolute_paths, listener_pids, target_env
-from conformance._target import free_port, wait_until_listening
+from conformance import _sandbox as sandbox
+from conformance._isolation import absolute_paths, target_env
+from conformance._target import free_port
 from tests.conftest import PY, ROOT, conformance, need_fixed_port, own_network_refused
 
 PROBE = ("import json, os, signal; print(json.dumps({'int': signal.getsignal(signal.SIGINT) is "
@@ -85,9 +85,19 @@ def test_relative_paths_of_a_command_are_made_absolute(tmp_path: Path) -> None:
                      "server.py"]
 
 
-def test_the_environment_loses_proxies_and_python_paths() -> None:
-    env = target_env({"PATH": "/bin", "PYTHONPATH": "/ours", "HTTPS_PROXY": "x", "LANG": "C"})
-    assert env == {"PATH": "/bin", "LANG": "C", "PYTHONPATH": os.getcwd()}
+def test_the_environment_loses_proxies_python_paths_and_the_graders_secrets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADER_TOKEN", "s3cret")
+    with sandbox.using(sandbox.Sandbox(enabled=False)):
+        env = target_env({"PATH": "/bin", "PYTHONPATH": "/ours", "HTTPS_PROXY": "x",
+                          "LANG": "C"})
+        assert env == {"PATH": "/bin", "LANG": "C", "PYTHONPATH": os.getcwd()}
+        # The grader's own variables pass only when kept; what the suite adds always does.
+        given = target_env({**os.environ, "BOT_TOKEN": "ours"})
+        assert "GRADER_TOKEN" not in given and given["BOT_TOKEN"] == "ours"
+    with sandbox.using(sandbox.Sandbox()):
+        if not sandbox.Sandbox().why_not:
+            assert target_env()["HOME"] == "/tmp"  # its private /tmp: the home is hidden
 
 
 @pytest.mark.slow(40)
@@ -147,20 +157,21 @@ def test_on_a_shared_network_a_listener_not_started_by_the_run_is_not_judged(
         tmp_path: Path) -> None:
     port = free_port()
     server = ROOT / "reference" / "credentials.py"
-    # While the command runs, a server it left behind (through a shell that backgrounded it
-    # and ended) listens on the port: not one of the processes the run started, as another
-    # program that took the port would not be.
-    detach = (f"{PY} -c \"import subprocess, sys, time; subprocess.run(['sh', '-c', "
-              f"sys.executable + ' {server} --port {port} --quiet >/dev/null 2>&1 &']); "
-              f"time.sleep(30)\"")
+    # While the command runs (and never listens), another program holds the port: one the
+    # test started, outside the run. (A server the command itself left behind is the run's
+    # now: its sandbox's process namespace keeps it in the run's tree, and ends it with it.)
+    # It starts a while after the run did (one there before is refused as a usage error), and
+    # before the run gives up waiting for its own.
+    other = subprocess.Popen(["sh", "-c", f"sleep 5; exec {PY} {server} --port {port} --quiet"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         run = conformance("run", "credentials", "--shared-network", "--only", "CRED-01",
-                          "--base-url", f"http://127.0.0.1:{port}/", "--command", detach,
+                          "--startup-timeout", "30", "--base-url", f"http://127.0.0.1:{port}/",
+                          "--command", f"{PY} -c \"import time; time.sleep(60)\"",
                           tmp=tmp_path)
     finally:
-        wait_until_listening("127.0.0.1", port, 5)
-        for pid in listener_pids(port):
-            os.kill(pid, signal.SIGKILL)
+        other.kill()
+        other.wait(5)
     assert run.code == 2, run.stdout + run.stderr
     assert "is not the server this run started" in run.stderr, run.stderr
 

@@ -65,7 +65,7 @@ class Ports:
 def started(role: str, ports: Ports, out: Path, *extra: str) -> Iterator[Process]:
     """`pipeline.py role` on `ports`, writing to `out`, until the block ends (then Ctrl+C)."""
     proc = Process.start([sys.executable, str(SCRIPT), role, "--quiet", *ports.args(),
-                          "--output-dir", str(out), *extra])
+                          "--output-dir", str(out), *extra], writable=[out])
     try:
         port = ports.client if role == "all" else getattr(ports, role)
         if not wait_until_listening("127.0.0.1", port, 15,
@@ -432,7 +432,8 @@ def test_the_environment_configures_ports_and_output(tmp_path: Path) -> None:
     ports, out = Ports(), tmp_path / "from-env"
     env = {**os.environ, "PIPELINE_OUTPUT_DIR": str(out), **{
         f"PIPELINE_{role.upper()}_PORT": str(getattr(ports, role)) for role in pipeline.ROLES}}
-    proc = Process.start([sys.executable, str(SCRIPT), "all", "--quiet"], env=env)
+    proc = Process.start([sys.executable, str(SCRIPT), "all", "--quiet"], env=env,
+                         writable=[out])
     try:
         assert wait_until_listening("127.0.0.1", ports.client, 15,
                                     ended=lambda: proc.exited() is not None), proc.output_tail()

@@ -20,6 +20,10 @@ GATING = ("fail", "not_run")
 # examples (a twin whose verdicts rest on fuzzing names its own budget in its args); a correct
 # variant's or a student's run fuzzes as a teacher's does, where a false failure would show.
 LEAN_FUZZ = ("--fuzz-examples", "10")
+# About how long our reference's strict run takes where far more than most's 30 s (one
+# observation of fixed length: taskqueue's 35 s of delays, downloader's 30 s timeout, probe's
+# run), so that those start first.
+REFERENCE_SECONDS = {"taskqueue": 45.0, "downloader": 40.0, "probe": 35.0}
 
 
 def _args(twin: Twin, given: tuple[str, ...]) -> tuple[str, ...]:
@@ -54,8 +58,8 @@ def _text(entry: dict[str, Any], where: str) -> str:
     return entry["failures"][0][where] if entry["failures"] else ""
 
 
-@pytest.mark.slow(30)
-@pytest.mark.parametrize("spec", spec_names())
+@pytest.mark.parametrize("spec", [
+    pytest.param(s, marks=pytest.mark.slow(REFERENCE_SECONDS.get(s, 30.0))) for s in spec_names()])
 def test_reference_passes_everything_strict(spec: str, tmp_path: Path) -> None:
     # Fuzzing bounded by examples: the same requests however busy the machine is.
     run = conformance("run", spec, "--strict", "--fuzz-examples", "50", "--fuzz-seconds", "60",
@@ -94,8 +98,8 @@ def test_twin_gets_the_verdicts_it_declares(twin: Twin, tmp_path: Path) -> None:
         failure = entries[rid]["failures"][0]
         assert failure["message"] and failure["expected"] and failure["actual"], failure
         assert failure["reproduce"], failure
-    assert {i for i, r in entries.items() if r["verdict"] == "not_implemented"} == \
-        twin.absent, _summary(run)
+    absent = {i for i, r in entries.items() if r["verdict"] == "not_implemented"}
+    assert twin.absent <= absent <= twin.absent | twin.by_chance, _summary(run)
     not_run = twin.expected_not_run()
     if not_run is not None:
         assert {i for i, r in entries.items() if r["verdict"] == "not_run"} == not_run, \

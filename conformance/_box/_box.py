@@ -4,7 +4,7 @@ program under test reaches by name, over HTTP and HTTPS, without any change to i
 Rules: a box runs inside the run's own network namespace only (BoxUnavailable says so once, with
 what to do, elsewhere); it allocates the sites' addresses itself, so `Box.sites` (not the plan
 given) is what it serves; the programs it serves are started with `command(argv)` (or
-`launch_prefix(argv)` + argv) and `env()`, which show them our resolver and CA through the
+`command(argv, cwd)`) and `env()`, which show them our resolver and CA through the
 launcher; it owns what it starts (resolver, hosts) and stops them on leaving, errors included;
 the observations are the parts' own, passed through.
 """
@@ -146,15 +146,11 @@ class Box:
             raise RuntimeError("the box is not started")
         return self.tls.ca_file
 
-    def launch_prefix(self, argv: Sequence[str] = ()) -> list[str]:
-        """The launcher's words that start a program under the box (append its argv): our
-        resolv.conf, hosts and nsswitch.conf, and our CA over the system bundles and certifi's
-        (of the interpreter `argv` names, when given, and of ours)."""
-        return launched([], binds(self._view, self.ca_file, argv))
-
-    def command(self, argv: Sequence[str]) -> list[str]:
-        """`argv` started under the box (the launcher's words, then `argv`)."""
-        return [*self.launch_prefix(argv), *argv]
+    def command(self, argv: Sequence[str], cwd: Path | None = None) -> list[str]:
+        """`argv` started under the box, in the sandbox, in `cwd` (conformance/_isolation.py):
+        shown our resolv.conf, hosts and nsswitch.conf, and our CA over the system bundles and
+        certifi's (of the interpreter `argv` names, and of ours)."""
+        return launched(argv, binds(self._view, self.ca_file, argv), cwd)
 
     def env(self) -> dict[str, str]:
         """Variables to add to a program's environment: the box's CA for OpenSSL, requests

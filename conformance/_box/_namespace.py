@@ -164,6 +164,9 @@ def binds(view: dict[str, Path], ca_file: Path, argv: Sequence[str] = ()) -> lis
     python = interpreter_of(argv)
     bundles = system_bundles() + certifi_bundles([python] if python else [])
     pairs += [(ca_file, bundle) for bundle in dict.fromkeys(bundles)]
+    # And at its own path, which the environment names (`ca_env`): in a sandbox the folder it
+    # lies in is hidden.
+    pairs.append((ca_file, ca_file))
     return pairs
 
 

@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import multiprocessing
@@ -57,6 +58,7 @@ from rich.table import Table
 from conformance import reports
 from conformance._grades import Grade, RosterLine, bonus_score, score, slugs
 from conformance._result import RunResult
+from conformance._run import HIDE_VARIABLE
 from conformance._spec import load_spec
 from conformance.batch._roster import RosterError, read_roster
 
@@ -82,6 +84,10 @@ class BatchOptions:
     timeout: float | None = None  # each passed through to `conformance run` only when given
     fuzz_examples: int | None = None
     fuzz_seconds: float | None = None
+    limits: tuple[str, ...] = ()  # NAME=VALUE: every line's, before its own (which win)
+    no_sandbox: bool = False
+    # Folders no target may see (the roster's, the results'): set by run_batch.
+    hidden: tuple[Path, ...] = ()
 
     def passthrough(self) -> list[str]:
         """The `conformance run` options every run gets after the line's own."""
@@ -99,8 +105,11 @@ class BatchOptions:
 def run_argv(entry: RosterLine, options: BatchOptions, json_path: Path,
              junit_path: Path) -> list[str]:
     """The `conformance` arguments of one roster line's run (`run SPEC ...`)."""
+    general = [w for limit in options.limits for w in ("--limit", limit)]
+    general += ["--no-sandbox"] if options.no_sandbox else []
     argv = ["run", entry.spec,
-            "--base-url" if entry.kind == "url" else "--command", entry.target, *entry.args,
+            "--base-url" if entry.kind == "url" else "--command", entry.target, *general,
+            *entry.args,
             "--seed", str(options.seed), "--max-rate", f"{options.rate:g}",
             "--json", str(json_path), "--junit", str(junit_path)]
     return [*argv, *options.passthrough()]
@@ -120,15 +129,16 @@ def _descendants(pid: int) -> list[int]:
 PRELOAD = ["conformance.batch._preload"]
 
 
-def _run_in_child(argv: list[str], log: str) -> None:
-    """The body of a forked run: a session of its own, output to the log, then `conformance`."""
+def _run_in_child(argv: list[str], log: str, hidden: str) -> None:
+    """The body of a forked run: a session of its own, output to the log, the folders its
+    target must not see, then `conformance`."""
     os.setsid()
     log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    os.environ.update(_child_env())
+    os.environ.update(_child_env(hidden))
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)
@@ -151,11 +161,11 @@ _STATUS = threading.Lock()
 class _Forked:
     """A run forked from the preloaded fork server, with the part of Popen's face we use."""
 
-    def __init__(self, argv: list[str], out: io.BufferedWriter) -> None:
+    def __init__(self, argv: list[str], out: io.BufferedWriter, hidden: str) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
         # The fork server is not our fork: it gets the log's name, not our descriptor.
-        self._process = context.Process(target=_run_in_child, args=(argv, out.name),
+        self._process = context.Process(target=_run_in_child, args=(argv, out.name, hidden),
                                         daemon=False)
         with _STATUS:
             self._process.start()
@@ -174,14 +184,16 @@ class _Forked:
         return code
 
 
-def _start(argv: list[str], out: io.BufferedWriter) -> subprocess.Popen[bytes] | _Forked:
+def _start(argv: list[str], out: io.BufferedWriter,
+           hidden: str = "") -> subprocess.Popen[bytes] | _Forked:
     """Start one `conformance` with these arguments (as `run_argv` gives them) and its output in
-    `out`: forked from the fork server where there is one, else a fresh interpreter."""
+    `out`, its target hidden the folders `hidden` names (os.pathsep between): forked from the
+    fork server where there is one, else a fresh interpreter."""
     if "forkserver" in multiprocessing.get_all_start_methods():
-        return _Forked(argv, out)
+        return _Forked(argv, out, hidden)
     return subprocess.Popen([sys.executable, "-m", "conformance", *argv],
                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=_child_env())
+                            start_new_session=True, env=_child_env(hidden))
 
 
 def _stop(popen: subprocess.Popen[bytes] | _Forked) -> None:
@@ -225,8 +237,10 @@ def _load_report(path: Path) -> tuple[RunResult | None, str]:
         return None, f"its JSON report is unreadable: {str(exc).splitlines()[0]}"
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(hidden: str = "") -> dict[str, str]:
     env = dict(os.environ)
+    if hidden:  # the roster's folder and the results': the other students' files
+        env[HIDE_VARIABLE] = hidden
     env.setdefault("COLUMNS", "120")  # the log is read by people: not too narrow
     env["PYTHONUNBUFFERED"] = "1"  # a killed run's log still holds what it printed
     return env
@@ -246,7 +260,8 @@ def grade_line(entry: RosterLine, slug: str, options: BatchOptions,
     stopped = False
     with log.open("wb") as out:
         try:
-            popen: subprocess.Popen[bytes] | _Forked = _start(argv, out)
+            hidden = os.pathsep.join(map(str, options.hidden))
+            popen: subprocess.Popen[bytes] | _Forked = _start(argv, out, hidden)
         except OSError as exc:
             return _finish(entry, slug, None, time.monotonic() - t0, None,
                            f"cannot start the run: {exc.strerror or exc}", junit_path, log)
@@ -468,6 +483,8 @@ def run_batch(roster: Path, options: BatchOptions, console: Console, err: Consol
     RosterError when the roster or the output folder cannot be used.
     """
     entries = read_roster(roster)
+    options = dataclasses.replace(options, hidden=(roster.resolve().parent,
+                                                   options.out.resolve()))
     try:
         options.out.mkdir(parents=True, exist_ok=True)
         _clear(options.out / "junit", "*.xml")

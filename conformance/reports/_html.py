@@ -76,6 +76,7 @@ class Row:
     isolation_key: str = ""  # its marker in the matrix, e.g. "[1]"; "" with no isolation
     bonus: str = ""  # the bonus score, "66.7" or "0.0" ("" when the spec has no bonus)
     bonus_words: str = ""  # how the bonus went: "attempted, 2/3 passed", "not attempted"
+    stopped: list[str] = field(default_factory=list)  # what the sandbox's limits stopped
 
 
 @dataclass
@@ -210,6 +211,7 @@ def _row(grade: Grade, slug: str, columns: list[Column]) -> Row:
         seconds=f"{grade.duration_s:.1f}", isolation=report.isolation if report else "",
         bonus="" if grade.bonus_score is None else f"{grade.bonus_score:.1f}",
         bonus_words=bonus.words() if bonus else "",
+        stopped=list(report.stopped) if report else [],
     )
 
 

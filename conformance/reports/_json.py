@@ -57,6 +57,7 @@ def to_dict(result: RunResult) -> dict[str, Any]:
         "options": _options(result.options),
         "isolation": result.isolation,
         "target_output": result.target_output or None,
+        "stopped": list(result.stopped),
         "rerun": result.rerun,
         "counts": result.counts(),
         "bonus": _bonus(result.bonus()),
@@ -137,7 +138,7 @@ def from_dict(doc: dict[str, Any]) -> RunResult:
         spec=spec, target=doc["target"], strict=doc["strict"], seed=doc["seed"],
         started_at=doc["started_at"], duration_s=doc["duration_s"], results=results,
         rerun=doc["rerun"], error=doc["error"] or "", isolation=doc.get("isolation", ""),
-        target_output=doc.get("target_output") or "",
+        target_output=doc.get("target_output") or "", stopped=list(doc.get("stopped", [])),
         options=_read_options(doc, spec.options_class))
 
 

@@ -56,6 +56,8 @@ def render(result: RunResult, console: Console) -> None:
     console.print(f"target: {escape(result.target)}", highlight=False)
     if result.isolation:
         console.print(f"[dim]isolation: {escape(result.isolation)}[/]", highlight=False)
+    for stopped in result.stopped:
+        console.print(Text(f"the target was {stopped}", style="red"), highlight=False)
     if result.target_output:
         # Once, here: the rows and failures below say it in a line and point up to it.
         console.print(Text("the target's own output: " + result.target_output, style="red"),

@@ -36,7 +36,7 @@ from conformance._checks import (
     raise_all,
     requirement,
 )
-from conformance._isolation import launched, target_env
+from conformance._isolation import launched, limit_hit, target_env
 from conformance._options import RunOptions, SpecOptions
 from conformance._spec import Spec
 from conformance._target import Completed, ProgramTarget
@@ -143,7 +143,9 @@ class Observations:
             argv = [*self.source.interpreter, *args, "--report", str(report)]
             try:
                 # Started clean, in the run's folder for the program, as the program is.
-                done = subprocess.run(launched(argv), stdin=subprocess.DEVNULL,
+                done = subprocess.run(launched(argv, cwd=self.program.workdir,
+                                               writable=[Path(scratch)]),
+                                      stdin=subprocess.DEVNULL,
                                       capture_output=True, timeout=self.bound + 15,
                                       start_new_session=True, env=target_env(),
                                       cwd=self.program.workdir)
@@ -153,6 +155,8 @@ class Observations:
             except OSError as exc:
                 call.problem = f"cannot start {argv[0]}: {exc.strerror or exc}"
                 return call
+            limit_hit(done.returncode, done.stdout.decode("utf-8", "replace")
+                      + done.stderr.decode("utf-8", "replace"))
             try:
                 call.report = json.loads(report.read_text(encoding="utf-8"))
             except (OSError, ValueError):

@@ -6,8 +6,11 @@ Rules: the parameters go where the command's placeholders put them (`{url}`, `{r
 `{test_time}`, `{wait_timeout}`, `{config}` for a JSON file of all four), else they are appended
 in the seed's order; a plan's extra words (`--json`) come last. Output goes to files, never a
 pipe that could fill. A run still going at its limit is stopped (Ctrl+C, then SIGKILL to its
-process group). The target serves on a free loopback port of the run's network and is stopped
-once the tester has ended, so that held requests are never answered while the tester waits.
+process group); a run given `quiet` (of a tester already seen not to end by itself) is stopped
+sooner: once its own deadline is past (test time and wait after the first request came) and
+it has then been still that long (nothing printed, no request sent). The target serves on a
+free loopback port of the run's network and is stopped once the tester has ended, so that held
+requests are never answered while the tester waits.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance._client_run import tail
-from conformance._isolation import launched, target_env
+from conformance._isolation import launched, limit_hit, target_env
 from conformance._servers import Seen
 from conformance._target import ProgramTarget, stop_group
 from conformance.specs.loadtest._summary import Summary, parse
@@ -66,6 +69,7 @@ class Run:
     requests: list[Seen] = field(default_factory=list)  # what the target received
     outcomes: dict[str, int] = field(default_factory=dict)  # Target.outcomes()
     started: float = 0.0
+    still: float = 0.0  # stopped after this long still past its deadline (its `quiet`), or 0
 
     @property
     def summary(self) -> Summary:
@@ -86,6 +90,10 @@ class Run:
 
     def ending(self) -> str:
         """How the run ended, in words."""
+        if self.still:
+            return (f"still running after {self.seconds:.1f} s, {self.still:g} s of them past "
+                    f"its deadline with nothing printed and no request sent, stopped (it had not "
+                    f"ended by itself in an earlier run either)")
         if self.timed_out:
             return f"still running after {self.seconds:.1f} s, stopped"
         if self.code == 127 and not self.stdout:
@@ -117,8 +125,10 @@ def _outcomes(outcomes: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())) or "none answered"
 
 
-def run_plan(program: ProgramTarget, plan: Plan, *, interrupt: bool = False) -> Run:
-    """Run the tester once against a fresh target playing `plan`."""
+def run_plan(program: ProgramTarget, plan: Plan, *, interrupt: bool = False,
+             quiet: float = 0.0) -> Run:
+    """Run the tester once against a fresh target playing `plan` (`quiet`: see the module's
+    rules)."""
     work = program.workdir or Path.cwd()
     with Target(plan) as target:
         run = Run(plan, command_line(program, plan, target.url), target.url)
@@ -131,26 +141,40 @@ def run_plan(program: ProgramTarget, plan: Plan, *, interrupt: bool = False) -> 
             with out_path.open("wb") as out, err_path.open("wb") as err:
                 run.started = time.monotonic()
                 try:
-                    popen = subprocess.Popen(launched(run.argv), stdin=subprocess.DEVNULL,
+                    popen = subprocess.Popen(launched(run.argv, cwd=work), stdin=subprocess.DEVNULL,
                                              stdout=out, stderr=err, start_new_session=True,
                                              env=target_env(), cwd=work)
                 except OSError as exc:
                     run.code, run.stderr = 127, f"cannot start {run.argv[0]}: {exc}"
                     return run
-                _wait(popen, run, target, interrupt, out_path)
+                _wait(popen, run, target, interrupt, (out_path, err_path), quiet)
             run.seconds = time.monotonic() - run.started
             run.stdout = out_path.read_text(encoding="utf-8", errors="replace")
             run.stderr = err_path.read_text(encoding="utf-8", errors="replace")
+            limit_hit(run.code, run.stdout + run.stderr)
         run.requests = target.requests()
         run.outcomes = dict(target.outcomes())
     return run
 
 
 def _wait(popen: subprocess.Popen[bytes], run: Run, target: Target, interrupt: bool,
-          out_path: Path) -> None:
+          outputs: tuple[Path, Path], quiet: float) -> None:
+    out_path = outputs[0]
     deadline = run.started + run.plan.limit
+    done, calm_since = (-1, -1, -1), run.started
     while popen.poll() is None and time.monotonic() < deadline:
         time.sleep(POLL)
+        if quiet:
+            now, seen = time.monotonic(), target.requests()
+            now_done = (len(seen), outputs[0].stat().st_size, outputs[1].stat().st_size)
+            # Still only past the tester's own deadline, which its first request starts at the
+            # latest: before it, a tester waiting for held answers is working.
+            if now_done != done or not seen or \
+                    now < seen[0].at + run.plan.test_time + run.plan.wait:
+                done, calm_since = now_done, now
+            elif now - calm_since >= quiet:
+                run.still = quiet
+                break
         if interrupt and run.interrupted_at is None:
             seen = target.requests()
             if seen and time.monotonic() - seen[0].at >= INTERRUPT_AFTER:

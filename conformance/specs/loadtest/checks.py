@@ -42,6 +42,10 @@ ABOVE_SHARE, ABOVE = 0.10, 60.0  # and above it: the tester's own overhead
 ABOVE_MAX = 250.0  # the maximum: one slow moment of a busy machine
 MESSAGE_LINES = 4
 OWED_MARGIN = 0.5  # seconds before the tester's deadline an answer is surely waited for
+# Once a run was stopped at its limit, the tester does not end by itself (LOAD-01's failure, or
+# the check of that run's): its later runs are stopped once, past its deadline, it has been still
+# this long, as what it printed and sent by then is what it would have at the limit.
+QUIET = 2.0
 
 
 def tolerance(count: float, least: int = 1) -> int:
@@ -59,7 +63,8 @@ class Runs:
     def get(self, name: str, **how: bool) -> Run:
         """The run `name` (a plan of _target.PLANS); NotRun when the tester could not start."""
         if name not in self._runs:
-            self._runs[name] = run_plan(self.program, PLANS[name], **how)
+            quiet = QUIET if any(r.timed_out for r in self._runs.values()) else 0.0
+            self._runs[name] = run_plan(self.program, PLANS[name], quiet=quiet, **how)
         run = self._runs[name]
         if run.code == 127 and not run.stdout and not run.requests:
             raise NotRun(f"the tester could not be started: {run.stderr.strip()[:300]}")

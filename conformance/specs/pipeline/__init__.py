@@ -49,7 +49,7 @@ class Options(ProtocolOptions):
              "the base URL's host on the role's port: receiver 5001, processor 5002, writer "
              "5003)")
     output_dir: str | None = option(
-        None, check=existing_folder, metavar="DIR",
+        None, check=existing_folder, metavar="DIR", written=True,
         help="for a writer that does not serve its tables: the folder it writes them in "
              "(read only)")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance._box import Box
-from conformance._isolation import target_env
+from conformance._isolation import limit_hit, target_env
 from conformance._target import ProgramTarget, stop_group
 
 OUTPUT = "domain_status"
@@ -106,7 +106,7 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
             run.extra["quiet"] = quiet = box.resolver_timeout + SETTLE
             run.started = time.monotonic()
             try:
-                popen = subprocess.Popen(box.command(argv), stdin=subprocess.DEVNULL,
+                popen = subprocess.Popen(box.command(argv, work), stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, start_new_session=True,
                                          env=target_env({**os.environ, **box.env()}),
                                          cwd=work)
@@ -138,6 +138,7 @@ def run_under_box(box: Box, program: ProgramTarget, list_text: str | None, limit
         run.seconds = run.ended - run.started
         run.stdout = out_path.read_text(encoding="utf-8", errors="replace")
         run.stderr = err_path.read_text(encoding="utf-8", errors="replace")
+    limit_hit(run.code, run.stdout + run.stderr)
     run.output = _read(work / OUTPUT)
     run.records, run.problem = parse_output(run.output)
     return run

@@ -38,7 +38,7 @@ from conformance._alerts import (
 from conformance._box import Answer, Box, Hit, Port
 from conformance._box import Site as BoxSite
 from conformance._client_run import TRACEBACK, output_ends
-from conformance._isolation import target_env
+from conformance._isolation import limit_hit, target_env
 from conformance._servers import SocketAppServer
 from conformance._target import ProgramTarget, stop_group
 from conformance._telegram import Scenario, Telegrams
@@ -273,7 +273,7 @@ def run_monitor(box: Box, ends: Ends, program: ProgramTarget) -> Run:
     if box.hosts is not None:
         box.hosts.reset()
     try:
-        popen = subprocess.Popen(box.command(run.argv), stdin=subprocess.DEVNULL,
+        popen = subprocess.Popen(box.command(run.argv, work), stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  start_new_session=True, env=env, cwd=work)
     except OSError as exc:
@@ -308,6 +308,7 @@ def run_monitor(box: Box, ends: Ends, program: ProgramTarget) -> Run:
         reader.join(2.0)
         if popen.stdout is not None:
             popen.stdout.close()
+    limit_hit(run.code, "\n".join(line.text for line in run.lines[-40:]))
     time.sleep(SETTLE)  # an alert sent as it stopped is still arriving
     run.hits = box.hosts.seen() if box.hosts is not None else []
     run.alerts = ends.alerts()

@@ -111,7 +111,10 @@ def run_at(telegrams: Telegrams, program: ProgramTarget, name: str, chat: str, f
     values = {"chat": chat, "output": output, "format": fmt}
     target = dataclasses.replace(program, argv=program.filled(values, ("chat", "output")),
                                  workdir=folder)
-    done = target.run(timeout=limit, env=env)
+    # The session file is the program's to read and update (Telethon writes to it).
+    session = telegrams.env(name).get("TG_SESSION_FILE")
+    done = target.run(timeout=limit, env=env,
+                      writable=[Path(session).parent] if session else [])
     run.argv, run.code, run.timed_out = done.argv, done.code, done.timed_out
     run.stdout, run.stderr, run.seconds = done.stdout, done.stderr, done.elapsed
     time.sleep(0.05)  # the last lines of the log, written as the program hung up
