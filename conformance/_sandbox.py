@@ -249,7 +249,13 @@ class Sandbox:
         words = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc",
                  "--unshare-uts", "--unshare-cgroup-try",
                  "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        shown_all = self._shown(argv, launcher)
         hidden = self._hidden()
+        if self.as_root:
+            # A folder on the way that nobody may not pass (tox's .tox is 0700) is hidden too,
+            # and what lies beyond it shown through folders it may pass.
+            needed = [*shown_all, work, *writable, *(Path(t) for _, t in binds)]
+            hidden = self._hidden(_blocked(needed, hidden))
         for folder in hidden:
             if folder != Path("/tmp"):
                 words += ["--tmpfs", str(folder)]
@@ -267,7 +273,7 @@ class Sandbox:
                     made.add(parent)
                     words.extend(["--perms", "0755", "--dir", str(parent)])
 
-        for shown in self._shown(argv, launcher):
+        for shown in shown_all:
             if any(shown.is_relative_to(h) and shown != h for h in hidden):
                 reach(shown)
                 # What nobody may not read (a folder of mode 0700, as pytest's and many
@@ -289,9 +295,9 @@ class Sandbox:
         shell = ["/bin/sh", "-c", f"trap '' {_IGNORED}; exec \"$@\"", "sandbox"]
         return [*shell, *words]
 
-    def _hidden(self) -> list[Path]:
-        """The folders hidden from a target (each shown empty, then read-only)."""
-        found = [Path(p) for p in _HIDDEN] + [Path.home(), *self.hide]
+    def _hidden(self, more: Sequence[Path] = ()) -> list[Path]:
+        """The folders hidden from a target (each shown empty, then read-only), `more` too."""
+        found = [Path(p) for p in _HIDDEN] + [Path.home(), *self.hide, *more]
         out: list[Path] = []
         for folder in found:
             with contextlib.suppress(OSError):
@@ -376,6 +382,19 @@ def give(folder: Path) -> None:
         for name in (*dirs, *files):
             with contextlib.suppress(OSError):
                 os.lchown(os.path.join(root, name), NOBODY, NOBODY)
+
+
+def _blocked(paths: Sequence[Path], hidden: Sequence[Path]) -> list[Path]:
+    """The folders on the way to `paths`, outside `hidden`, that other users may not pass."""
+    out: list[Path] = []
+    for path in paths:
+        for parent in reversed(Path(path).parents):
+            if any(parent.is_relative_to(h) for h in (*hidden, *out)):
+                continue
+            with contextlib.suppress(OSError):
+                if not parent.stat().st_mode & 0o001:
+                    out.append(parent)
+    return out
 
 
 def _others_read(folder: Path) -> bool:

@@ -23,7 +23,7 @@ import pytest
 
 from conformance import _sandbox as sandbox
 from conformance._isolation import launched, target_env
-from conformance._sandbox import LimitError, Limits, Sandbox, stopped_by
+from conformance._sandbox import LimitError, Limits, Sandbox, _blocked, stopped_by
 from tests.conftest import PY, ROOT, conformance
 
 # -- the limits as a teacher writes them --------------------------------------------------------
@@ -337,3 +337,25 @@ def test_a_sandbox_says_how_it_contains(tmp_path: Path) -> None:
     assert words.endswith(f"limits: {SMALL.words()}")
     # Its rlimits are set for the program, not for the grader.
     assert resource.getrlimit(resource.RLIMIT_DATA)[0] != 128 << 20
+
+
+def test_a_folder_nobody_may_pass_on_the_way_is_found(tmp_path: Path) -> None:
+    # tox makes .tox 0700: a venv beyond it could not be run as nobody unless the sandbox
+    # hides that folder and shows the venv through folders it may pass.
+    closed = tmp_path / "project" / ".tox"
+    venv = closed / "test" / "bin"
+    venv.mkdir(parents=True)
+    (tmp_path / "project").chmod(0o755)
+    closed.chmod(0o700)
+    # pytest's own folders are 0700 too: passable for the test's while, as ours would be.
+    ours = [p for p in (tmp_path, *tmp_path.parents) if p.is_relative_to(Path("/tmp"))
+            and p != Path("/tmp")]
+    modes = {p: p.stat().st_mode & 0o7777 for p in ours}
+    try:
+        for path in ours:
+            path.chmod(modes[path] | 0o011)
+        assert _blocked([venv], hidden=[]) == [closed]
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+    assert _blocked([venv], hidden=[Path("/tmp")]) == []  # in a hidden folder: made passable
