@@ -273,8 +273,11 @@ class Sandbox:
                     made.add(parent)
                     words.extend(["--perms", "0755", "--dir", str(parent)])
 
+        bound: list[Path] = []
         for shown in shown_all:
-            if any(shown.is_relative_to(h) and shown != h for h in hidden):
+            if any(shown.is_relative_to(h) and shown != h for h in hidden) and not any(
+                    shown.is_relative_to(b) for b in bound):
+                bound.append(shown)
                 reach(shown)
                 # What nobody may not read (a folder of mode 0700, as pytest's and many
                 # archives' are) is shown as a copy it may.
@@ -349,13 +352,8 @@ class Sandbox:
                 for one in (path.absolute(), path.resolve()):
                     if one.exists() and one not in out:
                         out.append(one)
-        # Outer folders first, and none inside another already shown.
-        out.sort(key=lambda p: len(p.parts))
-        kept: list[Path] = []
-        for path in out:
-            if not any(path.is_relative_to(k) for k in kept):
-                kept.append(path)
-        return kept
+        # Outer folders first (one inside another is bound only where the outer is not).
+        return sorted(out, key=lambda p: len(p.parts))
 
     def _private(self) -> Path:
         """A new private folder for one target's /tmp and /dev/shm (and its working folder
