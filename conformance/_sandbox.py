@@ -396,13 +396,10 @@ def _blocked(paths: Sequence[Path], hidden: Sequence[Path]) -> list[Path]:
 
 
 def _others_read(folder: Path) -> bool:
-    """Whether any user may list `folder` and read what is in it (checked one level deep: a
-    command's folder, not a tree)."""
+    """Whether any user may list `folder` and enter it (what lies in it keeps its own modes: a
+    file of the grader's own that nobody may read stays so)."""
     try:
-        if folder.stat().st_mode & 0o005 != 0o005:
-            return False
-        return all(entry.stat(follow_symlinks=False).st_mode & 0o004
-                   for entry in os.scandir(folder))
+        return folder.stat().st_mode & 0o005 == 0o005
     except OSError:
         return False
 
@@ -410,7 +407,7 @@ def _others_read(folder: Path) -> bool:
 def _readable_copy(folder: Path, where: Path) -> Path:
     """A copy of `folder` at `where` that any user may read (and run what its owner may)."""
     shutil.copytree(folder, where, symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", ".git", ".venv", "venv"))
+                    ignore=shutil.ignore_patterns("__pycache__", ".git", ".venv", "venv", ".tox"))
     for root, _dirs, files in os.walk(where):
         os.chmod(root, 0o755)
         for name in files:
