@@ -183,7 +183,8 @@ def started(*args: str, quiet: bool = True) -> Iterator[Server]:
     log = Path(name)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5, trust_env=False)
     try:
-        assert wait_until_listening("127.0.0.1", port, 15, lambda: proc.poll() is not None), \
+        # 30 s: eight test workers on two cores can hold a start up for long.
+        assert wait_until_listening("127.0.0.1", port, 30, lambda: proc.poll() is not None), \
             log.read_text()
         yield Server(proc, port, client, log)
     finally:
