@@ -14,10 +14,13 @@ Rules:
   launcher, and the command's, with their venvs and base installs), the launcher, the folder of
   every path the command names, and for a module it names (`-m pkg.mod`, `pkg.mod:app`) the
   grader's folder it is imported from (only the module's own folder when a batch hid that
-  folder: a roster's holds the other students' files).
-  The working folder is writable; /tmp and /dev/shm are private folders of its own on disk
-  (never memory). The box's files are bound where it asks (conformance/_box/).
-- The user: as root, the target runs as `nobody` (65534), its working folder given to it
+  folder: a roster's holds the other students' files). As root, a shown folder nobody may
+  enter (pytest's 0700 ones) is shown as a readable copy, and a folder on the way that nobody
+  may not pass (tox's 0700 .tox) is hidden too, what lies beyond it shown through folders it
+  may pass. The working folder is writable, and folders named so (`writable=`, a spec option
+  declared `written`); /tmp and /dev/shm are private folders of its own on disk (never
+  memory). The box's files are bound where it asks (conformance/_box/).
+- The user: as root, the target runs as `nobody` (65534), its writable folders given to it
   first; as another user it stays that user, in a user namespace. Either way it is in a user
   namespace of its own, where its processes are counted.
 - Limits are rlimits set by the launcher inside the sandbox just before the target starts:
