@@ -109,13 +109,13 @@ def main(argv: list[str]) -> int:
             argv = argv[1:]
             break
         word = argv[1] if len(argv) > 1 else ""
+        key, sep, value = word.partition("=")
         if argv[0] == "--user" and word.isdigit():
             user = int(word)
-        elif argv[0] == "--rlimit" and word.partition("=")[0] in _RLIMITS \
-                and word.partition("=")[2].isdigit():
-            limits.append((word.partition("=")[0], int(word.partition("=")[2])))
-        elif argv[0] == "--bind" and all(word.partition("=")[::2]) and "=" in word:
-            pairs.append((word.partition("=")[0], word.partition("=")[2]))
+        elif argv[0] == "--rlimit" and key in _RLIMITS and value.isdigit():
+            limits.append((key, int(value)))
+        elif argv[0] == "--bind" and sep and key and value:
+            pairs.append((key, value))
         else:
             print(USAGE, file=sys.stderr)
             return 2
