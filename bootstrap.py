@@ -6,8 +6,9 @@
 
 Standard library only, so it runs on a fresh machine with nothing but Python 3.11+. The
 environment is `.venv/` beside this file; it is (re)installed when pyproject.toml changes. For
-`tox` alone only tox goes in at first (tox installs the project into environments of its own:
-installing it here too would cost a CI run a minute); any other command installs the project.
+`tox` alone only tox and tox-uv go in at first (tox installs the project into environments of
+its own, made with uv: installing it here too would cost a CI run a minute); any other command
+installs the project.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ def _wanted_stamp(what: str = "project") -> str:
     return f"{what}:{digest.hexdigest()}"
 
 
-def _tox_requirement() -> str:
-    """tox as the project's dev extra asks for it (e.g. `tox>=4.14`)."""
+def _tox_requirements() -> list[str]:
+    """tox and its uv plugin as the project's dev extra asks for them (e.g. `tox>=4.14`)."""
     import tomllib  # here: an older Python must reach main()'s "3.11 or newer" message
 
     with (ROOT / "pyproject.toml").open("rb") as file:
         extras = tomllib.load(file)["project"]["optional-dependencies"]
-    return next((r for r in extras.get("dev", []) if r.split(">")[0].split("=")[0] == "tox"),
-                "tox")
+    wanted = [r for r in extras.get("dev", []) if r.split(">")[0].split("=")[0].strip()
+              in ("tox", "tox-uv")]
+    return wanted or ["tox"]
 
 
 def ensure_venv(only_tox: bool = False) -> None:
@@ -62,7 +64,7 @@ def ensure_venv(only_tox: bool = False) -> None:
     python = str(BIN / "python")
     if only_tox:
         _say("installing tox into .venv/ (it installs the project in environments of its own)")
-        wanted = [_tox_requirement()]
+        wanted = _tox_requirements()
     else:
         _say("installing the project and its test tools into .venv/ (a minute, once)")
         wanted = ["-e", f"{ROOT}[dev]"]

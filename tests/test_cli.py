@@ -210,9 +210,11 @@ def test_run_leaves_nothing_in_the_folder_it_ran_in(tmp_path: Path) -> None:
                               env={**os.environ, "XDG_CACHE_HOME": str(cache)})
         assert done.returncode == 0, done.stdout + done.stderr
         assert list(folder.iterdir()) == []
-    # What hypothesis computes from fixed inputs is kept in the user's cache folder, whole.
+    # What hypothesis computes from fixed inputs is kept in the user's cache folder, whole
+    # (its table of constants only when it got that far in two seconds: a loaded CI machine
+    # may not).
     kept = cache / "assignments-conformance" / "hypothesis"
-    assert {p.name for p in kept.iterdir()} == {"unicode_data", "constants"}
+    assert {"unicode_data"} <= {p.name for p in kept.iterdir()} <= {"unicode_data", "constants"}
     assert not [p for p in kept.rglob(".*")]
 
 

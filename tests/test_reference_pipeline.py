@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -372,7 +372,9 @@ def test_a_restarted_writer_starts_the_stream_at_base(tmp_path: Path) -> None:
 
         async def exercise() -> None:
             async with httpx.AsyncClient(timeout=TIMEOUT) as c:
-                slow = asyncio.create_task(c.post(url, json={"id": 2, "delay": 2.5}))
+                # Slow enough to outlast a writer's stop and start on a loaded CI machine
+                # (2.5 s did not).
+                slow = asyncio.create_task(c.post(url, json={"id": 2, "delay": 8}))
                 await asyncio.sleep(0.1)
                 first.stop()
                 with started("writer", ports, out):
@@ -382,7 +384,7 @@ def test_a_restarted_writer_starts_the_stream_at_base(tmp_path: Path) -> None:
                     state = writer_state(ports)
                     assert (state["written"], state["waiting"]) == (0, 1)
                     assert (await slow).status_code == 200
-                    assert wait_for(lambda: writer_state(ports)["written"] == 2, 1)
+                    assert wait_for(lambda: writer_state(ports)["written"] == 2, 5)
 
         asyncio.run(exercise())
     assert ids(out / "records.txt") == [1, 2, 3]
@@ -411,7 +413,8 @@ def test_all_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     ports = Ports()
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "all", *ports.args(),
                              "--output-dir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
         assert wait_until_listening("127.0.0.1", ports.client, 15)
         assert all(is_listening("127.0.0.1", getattr(ports, role)) for role in pipeline.ROLES)
@@ -419,7 +422,9 @@ def test_all_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
         assert proc.wait(timeout=10) == 0
         said = proc.stdout.read() if proc.stdout else ""
     finally:
-        proc.kill()
+        # Its roles too, when it failed to stop them (they would outlive the test).
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert "Traceback" not in said
     listening = [line for line in said.splitlines() if " listening on " in line]
