@@ -343,7 +343,8 @@ def test_runs_that_start_and_end_at_once_keep_their_exit_status(tmp_path: Path) 
                 except subprocess.TimeoutExpired:
                     assert time.monotonic() < deadline, f"run {i} did not end"
 
-    # Before the fix, 200 such runs 20 at a time gave 3 of them status 255.
+    # Before the fix, 200 such runs 20 at a time gave 3 of them status 255; 120 (a CI run's
+    # CPU is counted) find it about five times in six.
     with ThreadPoolExecutor(20) as pool:
-        codes = list(pool.map(one, range(200)))
-    assert codes == [0] * 200
+        codes = list(pool.map(one, range(120)))
+    assert codes == [0] * 120
